@@ -1,0 +1,63 @@
+"""Files written atomically (temp file + rename) and read without pickle."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def _atomic(path, write) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def save_npz(path, arrays: dict) -> Path:
+    """Write ``arrays`` (name -> numpy array, no object dtype) to ``path`` atomically."""
+    return _atomic(path, lambda f: np.savez(f, **arrays))
+
+
+def load_npz(path) -> dict:
+    """Read an .npz written by ``save_npz`` (pickle refused) into a dict of arrays."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such checkpoint: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except ValueError as e:
+        raise ValueError(f"{path} is not a fastcnn checkpoint (it needs pickle or is damaged): {e}") from e
+    except Exception as e:  # zipfile.BadZipFile, OSError ...
+        raise ValueError(f"{path} is not a readable .npz checkpoint: {e}") from e
+
+
+def save_json(path, obj) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    data = (json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n").encode()
+    return _atomic(path, lambda f: f.write(data))
+
+
+def _jsonable(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"cannot write {type(o).__name__} to JSON")

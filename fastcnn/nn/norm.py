@@ -1,0 +1,98 @@
+"""Batch normalisation over the batch (and spatial) axes."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+from .module import Layer, Parameter, ShapeError
+
+
+class _BatchNorm(Layer):
+    """y = γ · x̂ + β with x̂ = (x − μ) / √(σ² + ε), per feature/channel.
+
+    Training uses the batch's μ, σ² (biased) and updates the running statistics
+    r ← (1 − momentum)·r + momentum·batch (the running variance unbiased, as PyTorch);
+    evaluation uses the running statistics.
+
+    Backward (training), with m the number of values per feature:
+        dβ = Σ dy,  dγ = Σ dy·x̂,
+        dx = γ / (m·√(σ² + ε)) · (m·dy − Σ dy − x̂ · Σ dy·x̂).
+    Backward (evaluation): dx = dy · γ / √(σ²_run + ε).
+    """
+
+    param_names = ("weight", "bias")
+    buffer_names = ("running_mean", "running_var")
+    _axes: tuple = ()
+    _ndim = 0
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, dtype=np.float32):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
+        self.weight = Parameter(np.ones(num_features, dtype), "weight")
+        self.bias = Parameter(np.zeros(num_features, dtype), "bias")
+        self.running_mean = np.zeros(num_features, dtype)
+        self.running_var = np.ones(num_features, dtype)
+
+    def _bshape(self, v):
+        """A per-feature vector shaped to broadcast against x."""
+        return v.reshape((1, -1) + (1,) * (self._ndim - 2))
+
+    def forward(self, x):
+        xp = backend.array_module(x)
+        if x.ndim != self._ndim or x.shape[1] != self.num_features:
+            raise ShapeError(f"{self.name}({self.num_features}) got input of shape {x.shape}")
+        if self.training:
+            m = x.size // self.num_features
+            if m < 2:
+                raise ValueError(f"{self.name} needs more than one value per feature in training (got batch of {x.shape[0]})")
+            mean = x.mean(axis=self._axes)
+            var = x.var(axis=self._axes)
+            mom = self.momentum
+            self.running_mean *= 1 - mom
+            self.running_mean += mom * mean
+            self.running_var *= 1 - mom
+            self.running_var += (mom * m / (m - 1)) * var
+        else:
+            mean, var = self.running_mean, self.running_var
+        inv_std = 1 / xp.sqrt(var + x.dtype.type(self.eps))
+        xhat = (x - self._bshape(mean)) * self._bshape(inv_std)
+        self._xhat, self._inv_std = xhat, inv_std
+        return xhat * self._bshape(self.weight.data) + self._bshape(self.bias.data)
+
+    def backward(self, dy):
+        xhat, inv_std, axes = self._xhat, self._inv_std, self._axes
+        self.bias.grad[...] = dy.sum(axis=axes)
+        self.weight.grad[...] = (dy * xhat).sum(axis=axes)
+        if not self.needs_input_grad:
+            return None
+        g = self._bshape(self.weight.data * inv_std)
+        if not self.training:
+            return dy * g
+        m = dy.size // self.num_features
+        mean_dy = self._bshape(self.bias.grad / m)
+        mean_dy_xhat = self._bshape(self.weight.grad / m)
+        return g * (dy - mean_dy - xhat * mean_dy_xhat)
+
+    def output_shape(self, in_shape):
+        if len(in_shape) != self._ndim - 1 or in_shape[0] != self.num_features:
+            raise ShapeError(f"{self.name}({self.num_features}) expects per-sample shape "
+                             f"({self.num_features}{', H, W' if self._ndim == 4 else ''}), gets {tuple(in_shape)}")
+        return tuple(in_shape)
+
+    def clear_cache(self):
+        self._xhat = self._inv_std = None
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm for x of shape (N, F); statistics over N."""
+
+    _axes, _ndim = (0,), 2
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm for x of shape (N, C, H, W); statistics over N, H, W per channel."""
+
+    _axes, _ndim = (0, 2, 3), 4

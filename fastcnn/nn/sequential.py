@@ -1,0 +1,189 @@
+"""A chain of layers, with summary, checkpoints and initialisation."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import backend, io
+from .activation import RELU_FAMILY, Sigmoid, Tanh
+from .module import Layer, ShapeError
+
+_ACTIVATIONS = RELU_FAMILY + (Sigmoid, Tanh)
+
+
+class Sequential(Layer):
+    """``forward`` runs the layers in order; ``backward`` runs them in reverse.
+
+    Weights of layers built with ``init="auto"`` are drawn from one generator seeded
+    with ``seed``: He normal when the next activation is ReLU/LeakyReLU, Xavier
+    uniform otherwise. With ``input_shape`` (per sample, e.g. (1, 28, 28)) the
+    chain is checked at build time, naming the first layer that cannot take its input.
+    """
+
+    def __init__(self, *layers: Layer, seed: int = 0, input_shape: tuple | None = None):
+        super().__init__()
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Sequential takes layers; item {i} is a {type(layer).__name__}")
+            layer.name = f"{type(layer).__name__}#{i}"
+        self.layers = list(layers)
+        self.seed = seed
+        self.input_shape = tuple(input_shape) if input_shape is not None else None
+        self.reset_parameters(np.random.default_rng(seed))
+        if self.layers:
+            self.layers[0].needs_input_grad = False
+        if self.input_shape is not None:
+            self.shapes(self.input_shape)
+
+    # --- initialisation ---------------------------------------------------------
+    def reset_parameters(self, rng, scheme=None):
+        for i, layer in enumerate(self.layers):
+            if not layer.param_names or layer.init is None:
+                continue
+            scheme = layer.init
+            if scheme == "auto":
+                nxt = next((l for l in self.layers[i + 1:] if isinstance(l, _ACTIVATIONS) or l.init is not None), None)
+                scheme = "he" if isinstance(nxt, RELU_FAMILY) else "xavier"
+            layer.reset_parameters(rng, scheme)
+
+    # --- passes -----------------------------------------------------------------
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dy):
+        for layer in reversed(self.layers):
+            dy = layer.backward(dy)
+        return dy
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __len__(self):
+        return len(self.layers)
+
+    def parameters(self):
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def num_params(self) -> int:
+        return sum(p.size for p in self.parameters())
+
+    def train(self, mode=True):
+        self.training = mode
+        for layer in self.layers:
+            layer.train(mode)
+        return self
+
+    def to(self, xp, dtype=None):
+        for layer in self.layers:
+            layer.to(xp, dtype)
+        return self
+
+    def clear_cache(self):
+        for layer in self.layers:
+            layer.clear_cache()
+
+    @property
+    def xp(self):
+        """The array module the parameters live on."""
+        ps = self.parameters()
+        return backend.array_module(ps[0].data) if ps else np
+
+    @property
+    def dtype(self):
+        ps = self.parameters()
+        return ps[0].data.dtype if ps else np.dtype(np.float32)
+
+    # --- shapes -------------------------------------------------------------------
+    def shapes(self, input_shape) -> list:
+        """Per-sample output shape of every layer; ShapeError names the first layer that fails."""
+        out, shape = [], tuple(input_shape)
+        for i, layer in enumerate(self.layers):
+            try:
+                shape = tuple(layer.output_shape(shape))
+            except ShapeError as e:
+                raise ShapeError(f"layer {i} ({layer.name}) cannot take per-sample input {shape}: {e}") from None
+            out.append(shape)
+        return out
+
+    def output_shape(self, in_shape):
+        return self.shapes(in_shape)[-1] if self.layers else tuple(in_shape)
+
+    def summary(self, input_shape=None) -> str:
+        """A table: layer, per-sample output shape, parameter count; then the total."""
+        input_shape = input_shape or self.input_shape
+        if input_shape is None:
+            raise ValueError("summary needs the per-sample input shape, e.g. (1, 28, 28)")
+        shapes = self.shapes(input_shape)
+        rows = [("layer", "output shape", "params")]
+        rows.append(("input", str(tuple(input_shape)), ""))
+        for layer, s in zip(self.layers, shapes):
+            n = sum(p.size for p in layer.parameters())
+            rows.append((repr(layer) if len(repr(layer)) < 60 else layer.name, str(s), f"{n:,}"))
+        w = [max(len(r[k]) for r in rows) for k in range(3)]
+        line = "-" * (sum(w) + 4)
+        text = [f"{rows[0][0]:<{w[0]}}  {rows[0][1]:<{w[1]}}  {rows[0][2]:>{w[2]}}", line]
+        text += [f"{a:<{w[0]}}  {b:<{w[1]}}  {c:>{w[2]}}" for a, b, c in rows[1:]]
+        text += [line, f"total parameters: {self.num_params():,}"]
+        return "\n".join(text)
+
+    # --- checkpoints ---------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """name -> host array for every parameter and buffer, plus the layer classes."""
+        state = {"__layers__": np.array([type(l).__name__ for l in self.layers])}
+        for i, layer in enumerate(self.layers):
+            for n in layer.param_names:
+                p = getattr(layer, n)
+                if p is not None:
+                    state[f"{i}.{n}"] = backend.as_numpy(p.data)
+            for n, b in layer.buffers().items():
+                state[f"{i}.{n}"] = backend.as_numpy(b)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Copy ``state`` into the model; a different architecture is an error naming the layer."""
+        if "__layers__" in state:
+            theirs = [str(s) for s in state["__layers__"]]
+            ours = [type(l).__name__ for l in self.layers]
+            if theirs != ours:
+                i = next((k for k in range(min(len(theirs), len(ours))) if theirs[k] != ours[k]),
+                         min(len(theirs), len(ours)))
+                a = theirs[i] if i < len(theirs) else "nothing"
+                b = ours[i] if i < len(ours) else "nothing"
+                raise ValueError(f"checkpoint does not fit this model: layer {i} is {a} in the checkpoint "
+                                 f"and {b} in the model ({len(theirs)} vs {len(ours)} layers)")
+        expected = set()
+        for i, layer in enumerate(self.layers):
+            for n in layer.param_names + layer.buffer_names:
+                cur = getattr(layer, n)
+                if cur is None:
+                    continue
+                key = f"{i}.{n}"
+                expected.add(key)
+                if key not in state:
+                    raise ValueError(f"checkpoint has no {n} for layer {i} ({layer.name})")
+                arr = state[key]
+                data = cur.data if hasattr(cur, "data") and not isinstance(cur, np.ndarray) else cur
+                if tuple(arr.shape) != tuple(data.shape):
+                    raise ValueError(f"checkpoint does not fit this model: layer {i} ({layer.name}) {n} has "
+                                     f"shape {tuple(arr.shape)} in the checkpoint and {tuple(data.shape)} in the model")
+                data[...] = backend.to_device(arr.astype(data.dtype), backend.array_module(data))
+        extra = set(k for k in state if not k.startswith("__")) - expected
+        if extra:
+            raise ValueError(f"checkpoint has entries this model does not: {sorted(extra)[:5]}")
+        self.clear_cache()
+
+    def save(self, path):
+        """Write the state dict to ``path`` (.npz) atomically."""
+        return io.save_npz(path, self.state_dict())
+
+    def load(self, path):
+        self.load_state_dict(io.load_npz(path))
+        return self
+
+    def extra_repr(self):
+        return ", ".join(repr(l) for l in self.layers)
+
+
