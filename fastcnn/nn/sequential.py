@@ -31,10 +31,19 @@ class Sequential(Layer):
         self.seed = seed
         self.input_shape = tuple(input_shape) if input_shape is not None else None
         self.reset_parameters(np.random.default_rng(seed))
-        if self.layers:
-            self.layers[0].needs_input_grad = False
+        self.needs_input_grad = False
         if self.input_shape is not None:
             self.shapes(self.input_shape)
+
+    @property
+    def needs_input_grad(self) -> bool:
+        """Whether backward computes dx of the first layer (off by default: the input is data)."""
+        return self.layers[0].needs_input_grad if self.layers else False
+
+    @needs_input_grad.setter
+    def needs_input_grad(self, value: bool):
+        if getattr(self, "layers", None):
+            self.layers[0].needs_input_grad = value
 
     # --- initialisation ---------------------------------------------------------
     def reset_parameters(self, rng, scheme=None):

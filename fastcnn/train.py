@@ -1,0 +1,292 @@
+"""The Trainer: the loop, evaluation, stop rules, checkpoints and resume.
+
+One step: uint8 batch -> float32 on the model's device -> forward -> SoftmaxCrossEntropy
+-> backward (every layer overwrites its parameters' .grad) -> optimizer.step().
+``train_seconds`` counts the training steps only: no data loading, no evaluation.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import backend, io, models, optim
+from . import schedule as schedules
+from .config import TrainConfig
+from .conv import registry
+from .data import BatchIterator, load_mnist, normalize
+from .nn import SoftmaxCrossEntropy
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a non-finite loss, an unwritable run directory)."""
+
+
+def predict_logits(model, x_uint8, batch_size: int = 1000, dtype=np.float32):
+    """Logits (N, K) on the model's device for uint8 images (N, H, W), in evaluation mode."""
+    xp = model.xp
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        for s in range(0, len(x_uint8), batch_size):
+            xb = normalize(backend.to_device(x_uint8[s:s + batch_size], xp), xp, dtype)
+            out.append(model.forward(xb))
+    finally:
+        model.train(was_training)
+        model.clear_cache()
+    return xp.concatenate(out) if out else xp.zeros((0, 0), dtype)
+
+
+def evaluate(model, x_uint8, y, batch_size: int = 1000) -> dict:
+    """{"accuracy", "loss"} of ``model`` on uint8 images and integer labels."""
+    logits = predict_logits(model, x_uint8, batch_size, model.dtype)
+    xp = backend.array_module(logits)
+    yd = backend.to_device(np.asarray(backend.as_numpy(y), dtype=np.int64), xp)
+    loss = float(SoftmaxCrossEntropy().forward(logits, yd))
+    acc = float((logits.argmax(axis=1) == yd).mean())
+    return {"accuracy": acc, "loss": loss}
+
+
+def default_run_dir(model: str) -> Path:
+    return Path("runs") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+class Trainer:
+    """Trains ``model`` (built from ``config.model`` when None) on ``data`` (MNIST when None).
+
+    ``fit()`` returns the metrics dict, also written to ``<out>/metrics.json`` with
+    ``config.json``, ``history.json``, ``model.npz`` (weights) and ``state.npz``
+    (optimizer, schedule and loop position, for ``Trainer.resume``).
+    """
+
+    def __init__(self, config: TrainConfig, model=None, data=None, out=None):
+        self.config = config.resolved()
+        c = self.config
+        self.xp = backend.get(c.backend)
+        if c.threads is not None:
+            from .threads import set_threads
+            set_threads(c.threads)
+        registry.force("conv", c.conv_algo)
+        self.dtype = np.dtype(c.dtype)
+        self.model = model if model is not None else models.build(c.model, seed=c.seed)
+        self.model.to(self.xp, self.dtype)
+        self.data = data if data is not None else load_mnist(c.data_dir)
+        if c.val_fraction > 0:
+            self.data = self.data.split_validation(c.val_fraction, c.seed)
+        self.out = Path(out or c.out or default_run_dir(c.model))
+        self.loss_fn = SoftmaxCrossEntropy(c.label_smoothing)
+        x_train = backend.to_device(self.data.x_train, self.xp)  # uploaded once, as uint8
+        y_train = backend.to_device(np.asarray(self.data.y_train, np.int64), self.xp)
+        self.batches = BatchIterator(x_train, y_train, c.batch_size, shuffle=True, seed=c.seed,
+                                     xp=self.xp, dtype=self.dtype)
+        self.steps_per_epoch = len(self.batches)
+        self.optimizer = optim.make(c.optimizer, self.model.parameters(), c.lr, weight_decay=c.weight_decay)
+        self.schedule = schedules.make(c.schedule, self.optimizer, c.epochs, self.steps_per_epoch)
+        self.state = {"epoch": 0, "step_in_epoch": 0, "step": 0, "train_seconds": 0.0, "samples": 0,
+                      "target_reached_seconds": None, "eval_seconds": 0.0}
+        self.history: list = []
+        self.status = "running"
+        self.profiler = None
+
+    # --- run directory -------------------------------------------------------------
+    def _prepare_out(self):
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            io.save_json(self.out / "config.json", self.config.to_dict())
+        except OSError as e:
+            raise TrainingError(f"cannot write the run directory {self.out}: {e.strerror or e}; "
+                                "choose another with --out") from e
+
+    def checkpoint(self):
+        """Write model.npz and state.npz (optimizer, schedule, loop position) atomically."""
+        self.model.save(self.out / "model.npz")
+        st = {f"opt.{k}": np.asarray(v) for k, v in self.optimizer.state_dict().items()}
+        st["loop"] = np.array(json.dumps({"state": self.state, "history": self.history,
+                                          "schedule": self.schedule.state_dict()}))
+        io.save_npz(self.out / "state.npz", st)
+
+    @classmethod
+    def resume(cls, run_dir, **overrides) -> "Trainer":
+        """A Trainer that continues the run in ``run_dir`` where its last checkpoint left it."""
+        run_dir = Path(run_dir)
+        for f in ("config.json", "model.npz", "state.npz"):
+            if not (run_dir / f).is_file():
+                raise FileNotFoundError(f"cannot resume from {run_dir}: {f} is missing (is it a fastcnn run directory?)")
+        cfg = json.loads((run_dir / "config.json").read_text())
+        cfg.update({k: v for k, v in overrides.items() if v is not None})
+        t = cls(TrainConfig.from_dict(cfg), out=run_dir)
+        t.model.load(run_dir / "model.npz")
+        st = io.load_npz(run_dir / "state.npz")
+        t.optimizer.load_state_dict({k[4:]: v for k, v in st.items() if k.startswith("opt.")})
+        loop = json.loads(str(st["loop"]))
+        t.state.update(loop["state"])
+        t.history = loop["history"]
+        t.schedule.load_state_dict(loop["schedule"])
+        return t
+
+    # --- evaluation ----------------------------------------------------------------
+    def evaluate(self) -> dict:
+        t0 = time.perf_counter()
+        res = {"test": evaluate(self.model, self.data.x_test, self.data.y_test)}
+        if getattr(self.data, "x_val", None) is not None:
+            res["val"] = evaluate(self.model, self.data.x_val, self.data.y_val)
+        self.state["eval_seconds"] += time.perf_counter() - t0
+        return res
+
+    def _record(self, loss, train_acc, ev):
+        s = self.state
+        row = {"step": s["step"], "epoch": s["step"] / self.steps_per_epoch, "train_seconds": s["train_seconds"],
+               "loss": loss, "train_accuracy": train_acc, "test_accuracy": ev["test"]["accuracy"],
+               "test_loss": ev["test"]["loss"], "lr": self.optimizer.lr}
+        if "val" in ev:
+            row["val_accuracy"] = ev["val"]["accuracy"]
+        self.history.append(row)
+        io.save_json(self.out / "history.json", self.history)
+        return row
+
+    # --- the loop ------------------------------------------------------------------
+    def fit(self) -> dict:
+        """Train until the epochs are done, the target accuracy is met or the time budget is spent."""
+        from tqdm.auto import tqdm
+
+        c, s, xp = self.config, self.state, self.xp
+        self._prepare_out()
+        if c.profile:
+            from .profile import Profiler
+            self.profiler = Profiler(self.model)
+        self.model.train()
+        bar = tqdm(total=c.epochs * self.steps_per_epoch, initial=s["step"], disable=not c.progress,
+                   unit="step", dynamic_ncols=True, file=sys.stderr)
+        run_loss = xp.zeros((), self.dtype)
+        run_correct = xp.zeros((), xp.int64)
+        run_n, last_loss = 0, float("nan")
+        seg_t, seg_samples = 0.0, 0
+        try:
+            while s["epoch"] < c.epochs and self.status == "running":
+                self.batches.set_epoch(s["epoch"])
+                for xb, yb in self.batches.iter_from(s["step_in_epoch"]):
+                    t0 = time.perf_counter()
+                    logits = self.model.forward(xb)
+                    loss = self.loss_fn.forward(logits, yb)
+                    self.model.backward(self.loss_fn.backward())
+                    self.optimizer.step()
+                    if self.schedule.per_batch:
+                        self.schedule.step()
+                    run_loss += loss
+                    run_correct += (logits.argmax(axis=1) == yb).sum()
+                    s["step"] += 1
+                    s["step_in_epoch"] += 1
+                    run_n += len(yb)
+                    log_now = s["step"] % c.log_every == 0 or s["step_in_epoch"] == self.steps_per_epoch
+                    if xp is np and not math.isfinite(float(loss)):
+                        self._diverged(float(loss))
+                    if log_now:
+                        backend.synchronize(xp)
+                    dt = time.perf_counter() - t0
+                    s["train_seconds"] += dt
+                    s["samples"] += len(yb)
+                    seg_t += dt
+                    seg_samples += len(yb)
+                    bar.update(1)
+                    if log_now:
+                        last_loss = float(run_loss) / max(1, s["step"] % c.log_every or c.log_every)
+                        if not math.isfinite(last_loss):
+                            self._diverged(last_loss)
+                        bar.set_postfix(loss=f"{last_loss:.4f}", acc=f"{int(run_correct) / max(run_n, 1):.4f}",
+                                        sps=f"{seg_samples / max(seg_t, 1e-9):,.0f}", refresh=False)
+                        run_loss[...] = 0
+                    end_of_epoch = s["step_in_epoch"] == self.steps_per_epoch
+                    if end_of_epoch or (c.eval_every and s["step"] % c.eval_every == 0):
+                        train_acc = int(run_correct) / max(run_n, 1)
+                        run_correct[...] = 0
+                        run_n = 0
+                        self._evaluate_and_check(last_loss, train_acc, bar)
+                    if c.time_budget is not None and s["train_seconds"] >= c.time_budget and self.status == "running":
+                        self.status = "time_budget"
+                    if self.status != "running":
+                        break
+                if s["step_in_epoch"] >= self.steps_per_epoch:
+                    s["epoch"] += 1
+                    s["step_in_epoch"] = 0
+                    if not (self.schedule.per_batch or getattr(self.schedule, "per_eval", False)):
+                        last = self.history[-1] if self.history else {}
+                        self.schedule.step(last.get("val_accuracy", last.get("test_accuracy")))
+            if self.status == "running":
+                self.status = "completed"
+        except KeyboardInterrupt:
+            self.status = "interrupted"
+            bar.write(f"interrupted at step {s['step']}: saving the run to {self.out} "
+                      f"(continue with: fastcnn train --resume {self.out})")
+        finally:
+            bar.close()
+        if not self.history or self.history[-1]["step"] != s["step"]:
+            self._record(last_loss, float("nan"), self.evaluate())
+        self.checkpoint()
+        return self._finish()
+
+    def _evaluate_and_check(self, loss, train_acc, bar):
+        c, s = self.config, self.state
+        row = self._record(loss, train_acc, self.evaluate())
+        self.checkpoint()
+        monitored = row.get("val_accuracy", row["test_accuracy"])
+        if getattr(self.schedule, "per_eval", False):
+            self.schedule.step(monitored)
+        bar.write(f"step {s['step']:>6}  epoch {row['epoch']:.2f}  loss {loss:.4f}  "
+                  f"test acc {row['test_accuracy']:.4f}  train {s['train_seconds']:.1f}s")
+        if c.target_acc is not None and monitored >= c.target_acc:
+            if s["target_reached_seconds"] is None:
+                s["target_reached_seconds"] = s["train_seconds"]
+            self.status = "target_reached"
+
+    def _diverged(self, loss):
+        self.status = "diverged"
+        s = self.state
+        msg = (f"the loss became {loss} at step {s['step']}: training stopped; the last good checkpoint "
+               f"(step {self.history[-1]['step'] if self.history else 0}) is kept in {self.out}. "
+               "Try a lower learning rate (--lr).")
+        io.save_json(self.out / "metrics.json", {**self._metrics(), "status": "diverged", "error": msg})
+        raise TrainingError(msg)
+
+    def _metrics(self) -> dict:
+        s = self.state
+        last = self.history[-1] if self.history else {}
+        convs = {l.name: l.algo_used for l in self.model.layers if hasattr(l, "algo_used") and l.algo_used}
+        m = {
+            "test_accuracy": last.get("test_accuracy"),
+            "test_loss": last.get("test_loss"),
+            "train_seconds": s["train_seconds"],
+            "samples_per_second": s["samples"] / s["train_seconds"] if s["train_seconds"] else None,
+            "epochs": s["step"] / self.steps_per_epoch,
+            "steps": s["step"],
+            "params": self.model.num_params(),
+            "model": self.config.model,
+            "backend": backend.name_of(self.xp),
+            "conv_algo": convs,
+            "seed": self.config.seed,
+            "target_acc": self.config.target_acc,
+            "target_reached_seconds": s["target_reached_seconds"],
+            "eval_seconds": s["eval_seconds"],
+            "status": self.status,
+        }
+        if "val_accuracy" in last:
+            m["val_accuracy"] = last["val_accuracy"]
+        if self.xp is not np:
+            m["peak_device_memory_bytes"] = int(self.xp.get_default_memory_pool().total_bytes())
+        return m
+
+    def _finish(self) -> dict:
+        m = self._metrics()
+        io.save_json(self.out / "metrics.json", m)
+        if self.profiler is not None:
+            m["profile"] = self.profiler.table()
+        return m
+
+
+def train(config: TrainConfig, **kw) -> dict:
+    """Build a Trainer for ``config`` and run it; returns the metrics."""
+    return Trainer(config, **kw).fit()
