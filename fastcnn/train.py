@@ -213,7 +213,7 @@ class Trainer:
                 if s["step_in_epoch"] >= self.steps_per_epoch:
                     s["epoch"] += 1
                     s["step_in_epoch"] = 0
-                    if not (self.schedule.per_batch or getattr(self.schedule, "per_eval", False)):
+                    if not (self.schedule.per_batch or self.schedule.per_eval):
                         last = self.history[-1] if self.history else {}
                         self.schedule.step(last.get("val_accuracy", last.get("test_accuracy")))
             if self.status == "running":
@@ -234,7 +234,7 @@ class Trainer:
         row = self._record(loss, train_acc, self.evaluate())
         self.checkpoint()
         monitored = row.get("val_accuracy", row["test_accuracy"])
-        if getattr(self.schedule, "per_eval", False):
+        if self.schedule.per_eval:
             self.schedule.step(monitored)
         bar.write(f"step {s['step']:>6}  epoch {row['epoch']:.2f}  loss {loss:.4f}  "
                   f"test acc {row['test_accuracy']:.4f}  train {s['train_seconds']:.1f}s")
