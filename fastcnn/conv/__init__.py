@@ -1,11 +1,13 @@
 """Convolution and pooling algorithms behind one interface (see registry.py)."""
-from . import einsum, im2col, naive, pool_naive, pool_xp
+from . import einsum, im2col, naive, numba_conv, numba_pool, pool_naive, pool_xp
 from .registry import CONV, POOL, Algo, clear_choices, force, forced, register, resolve
 
 register(CONV, Algo("naive", naive.forward, naive.backward, ("numpy", "cupy"), autotune=False))
 register(CONV, Algo("einsum", einsum.forward, einsum.backward, ("numpy", "cupy")))
 register(CONV, Algo("im2col", im2col.forward, im2col.backward, ("numpy", "cupy")))
+register(CONV, Algo("numba", numba_conv.forward, numba_conv.backward, ("numpy",)))
 register(POOL, Algo("naive", pool_naive.forward, pool_naive.backward, ("numpy", "cupy"), autotune=False))
 register(POOL, Algo("vectorised", pool_xp.forward, pool_xp.backward, ("numpy", "cupy")))
+register(POOL, Algo("numba", numba_pool.forward, numba_pool.backward, ("numpy",)))
 
 __all__ = ["CONV", "POOL", "Algo", "clear_choices", "force", "forced", "register", "resolve"]

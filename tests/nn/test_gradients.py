@@ -35,7 +35,7 @@ def test_elementwise(layer):
     _check(layer, x)
 
 
-@pytest.mark.parametrize("algo", ["naive", "einsum", "im2col"])
+@pytest.mark.parametrize("algo", ["naive", "einsum", "im2col", "numba"])
 @pytest.mark.parametrize("n,c,f,hw,k,s,p,bias", [
     (1, 1, 1, (5, 5), 3, 1, 0, True),
     (2, 3, 4, (7, 6), (3, 2), (2, 1), (1, 0), True),
@@ -48,7 +48,7 @@ def test_conv2d(algo, n, c, f, hw, k, s, p, bias):
     _check(layer, rng.standard_normal((n, c) + hw))
 
 
-@pytest.mark.parametrize("algo", ["naive", "vectorised"])
+@pytest.mark.parametrize("algo", ["naive", "vectorised", "numba"])
 @pytest.mark.parametrize("cls", [nn.MaxPool2D, nn.AvgPool2D])
 @pytest.mark.parametrize("n,c,hw,k,s,p", [
     (1, 1, (4, 4), 2, None, 0),

@@ -1,0 +1,104 @@
+"""im2col / col2im and layout kernels for the Numba convolution path (parallel over samples).
+
+Column layout, one row per (c, p, q), one column per output position (n, i, j):
+    cols[(c, p, q), (n, i, j)] = xpad[n, c, i·sh + p, j·sw + q]           (C·kh·kw, N·oh·ow)
+The innermost copy runs along j, contiguous in both arrays. The forward is one GEMM
+    z = W₂ @ cols   (F, N·oh·ow)   with W₂ = W.reshape(F, C·kh·kw)
+and the backward  dW₂ = dz @ colsᵀ,  dcols = W₂ᵀ @ dz,  dx = col2im(dcols).
+z is in "CNHW" order; ``cnhw_to_nchw_bias`` and ``nchw_to_cnhw`` move between layouts.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+OPTS = dict(cache=True, nogil=True)
+
+
+@njit(parallel=True, **OPTS)
+def im2col(xpad, kh, kw, sh, sw, oh, ow):
+    """xpad (N, C, Hp, Wp) -> cols (C·kh·kw, N·oh·ow)."""
+    n, c = xpad.shape[0], xpad.shape[1]
+    cols = np.empty((c, kh, kw, n, oh, ow), dtype=xpad.dtype)
+    for k in prange(n):
+        for ci in range(c):
+            for p in range(kh):
+                for q in range(kw):
+                    for i in range(oh):
+                        src = xpad[k, ci, i * sh + p]
+                        dst = cols[ci, p, q, k, i]
+                        for j in range(ow):
+                            dst[j] = src[j * sw + q]
+    return cols.reshape(c * kh * kw, n * oh * ow)
+
+
+@njit(parallel=True, **OPTS)
+def col2im(dcols, n, c, hp, wp, kh, kw, sh, sw, oh, ow):
+    """dcols (C·kh·kw, N·oh·ow) -> dxpad (N, C, Hp, Wp): every entry added back to the pixel it
+    came from. Parallel over samples, so no two threads touch the same pixel (no atomics)."""
+    d = dcols.reshape(c, kh, kw, n, oh, ow)
+    dx = np.zeros((n, c, hp, wp), dtype=dcols.dtype)
+    for k in prange(n):
+        for ci in range(c):
+            for p in range(kh):
+                for q in range(kw):
+                    for i in range(oh):
+                        src = d[ci, p, q, k, i]
+                        dst = dx[k, ci, i * sh + p]
+                        for j in range(ow):
+                            dst[j * sw + q] += src[j]
+    return dx
+
+
+@njit(parallel=True, **OPTS)
+def cnhw_to_nchw_bias(z, b, n, oh, ow, relu):
+    """z (F, N·oh·ow) -> y (N, F, oh, ow) = z + b, and max(·, 0) when ``relu``."""
+    f = z.shape[0]
+    l = oh * ow
+    z3 = z.reshape(f, n, l)
+    y = np.empty((n, f, l), dtype=z.dtype)
+    for k in prange(n):
+        for fi in range(f):
+            bb = b[fi]
+            src = z3[fi, k]
+            dst = y[k, fi]
+            if relu:
+                for t in range(l):
+                    dst[t] = max(src[t] + bb, 0)
+            else:
+                for t in range(l):
+                    dst[t] = src[t] + bb
+    return y.reshape(n, f, oh, ow)
+
+
+@njit(parallel=True, **OPTS)
+def nchw_to_cnhw(dy):
+    """dy (N, F, oh, ow) -> (F, N·oh·ow)."""
+    n, f, oh, ow = dy.shape
+    l = oh * ow
+    d3 = dy.reshape(n, f, l)
+    out = np.empty((f, n, l), dtype=dy.dtype)
+    for k in prange(n):
+        for fi in range(f):
+            src = d3[k, fi]
+            dst = out[fi, k]
+            for t in range(l):
+                dst[t] = src[t]
+    return out.reshape(f, n * l)
+
+
+@njit(parallel=True, fastmath=True, **OPTS)
+def dot_rows(a, b):
+    """a (M, L), b (K, L) -> a @ bᵀ (M, K) as M·K long dot products: faster than BLAS when
+    M and K are tiny and L is long (a first layer's dW), where GEMM kernels cannot block."""
+    m, l = a.shape
+    kk = b.shape[0]
+    out = np.empty((m, kk), dtype=a.dtype)
+    for idx in prange(m * kk):
+        r, s = idx // kk, idx % kk
+        acc = a.dtype.type(0)
+        ar, br = a[r], b[s]
+        for t in range(l):
+            acc += ar[t] * br[t]
+        out[r, s] = acc
+    return out
