@@ -1,0 +1,70 @@
+"""What every CUDA launcher shares: the grid, the stream, the typed scalars.
+
+A launcher takes device arrays — anything with ``__cuda_array_interface__`` (CuPy
+arrays, Numba device arrays) — and launches one thread per output element in
+blocks of ``THREADS``. With CuPy arrays the kernel runs on CuPy's current stream,
+so it is ordered with the CuPy work around it and nobody has to synchronise.
+Under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``, chosen when numba.cuda is
+first imported) there are no real streams: the default stream is used.
+"""
+from __future__ import annotations
+
+import math
+
+from numba import cuda
+
+#: Threads per block (a multiple of the 32-thread warp).
+THREADS = 256
+
+
+def simulated() -> bool:
+    """True when numba.cuda is Numba's CUDA simulator (kernels run as Python on the host)."""
+    return "simulator" in getattr(cuda.jit, "__module__", "")
+
+
+def size(a) -> int:
+    """Number of elements of any array-like with a ``shape``."""
+    return math.prod(a.shape)
+
+
+def grid(n: int) -> tuple:
+    """(blocks, threads) covering ``n`` threads, at least one block.
+
+    The simulator runs every thread of a block as a Python thread, so there the
+    block is shrunk to the work (rounded up to a warp) to keep tests quick.
+    """
+    threads = THREADS if not simulated() else min(THREADS, max(32, -(-n // 32) * 32))
+    return max(1, -(-n // threads)), threads
+
+
+def stream_for(*arrays):
+    """The stream to launch on: CuPy's current stream when any array is a CuPy array, else 0.
+
+    CuPy's legacy null stream has pointer 0, which Numba would read as "its own default
+    stream"; it is named explicitly (CU_STREAM_LEGACY) so the meaning is the same either way.
+    """
+    if simulated():
+        return 0
+    for a in arrays:
+        if type(a).__module__.split(".")[0] == "cupy":
+            import cupy
+
+            ptr = cupy.cuda.get_current_stream().ptr
+            return cuda.external_stream(ptr) if ptr else cuda.legacy_default_stream()
+    return 0
+
+
+def scalar(a, value):
+    """``value`` as a scalar of ``a``'s dtype, so a kernel accumulates in that precision."""
+    return a.dtype.type(value)
+
+
+def expect_shape(name: str, a, shape: tuple) -> None:
+    """A clear error when a launcher is handed an array of the wrong shape."""
+    if tuple(a.shape) != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {tuple(a.shape)}")
+
+
+def out_size(size: int, k: int, s: int, p: int) -> int:
+    """Output length along one axis: ⌊(size + 2p − k) / s⌋ + 1 (as fastcnn.conv.common)."""
+    return (size + 2 * p - k) // s + 1
