@@ -32,7 +32,13 @@ class TrainConfig:
     label_smoothing: float = 0.0
     dtype: str = "float32"
     profile: bool = False
+    #: run Conv2D→ReLU(→MaxPool2D) as one fused Numba layer on the CPU (same results, faster)
+    fuse: bool = True
     progress: bool = True
+    augment: str | None = None  # e.g. "shift=0.1,rotate=10" (fastcnn.augment)
+    augment_mistakes: bool = False  # add augmented copies of misclassified training images each epoch
+    classes: str | None = None  # e.g. "0,1,2": train and test on these digits only
+    patience: int | None = None  # early stopping: evaluations without a better val (else test) accuracy
 
     def resolved(self) -> "TrainConfig":
         """A copy with the recipe's values filled in, checked; raises ValueError naming the bad setting."""
@@ -76,6 +82,14 @@ class TrainConfig:
             bad(f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(optim.OPTIMIZERS)}")
         if self.schedule is not None and self.schedule not in schedule.SCHEDULES:
             bad(f"unknown schedule {self.schedule!r}: choose one of {', '.join(schedule.SCHEDULES)}")
+        if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
+            bad(f"patience must be an integer ≥ 1 (evaluations without improvement), got {self.patience!r}")
+        if self.classes is not None:
+            from .data.formats import parse_classes
+            parse_classes(self.classes)
+        if self.augment:
+            from .augment import parse_spec
+            parse_spec(self.augment)
         from .conv import CONV
         if self.conv_algo != "auto" and self.conv_algo not in CONV:
             bad(f"unknown conv algorithm {self.conv_algo!r}: choose auto or one of {', '.join(CONV)}")

@@ -14,12 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend, io, models, optim
+from . import augment, backend, io, models, optim
 from . import schedule as schedules
 from .config import TrainConfig
 from .conv import registry
-from .data import BatchIterator, load_mnist, normalize
+from .data import BatchIterator, normalize
+from .data.formats import load_data, select_classes
 from .nn import SoftmaxCrossEntropy
+from .nn.fused import fuse
 
 
 class TrainingError(RuntimeError):
@@ -75,7 +77,11 @@ class Trainer:
         self.dtype = np.dtype(c.dtype)
         self.model = model if model is not None else models.build(c.model, seed=c.seed)
         self.model.to(self.xp, self.dtype)
-        self.data = data if data is not None else load_mnist(c.data_dir)
+        # what runs: the model itself, or a fused chain over the same parameters (Numba CPU path)
+        self.net = fuse(self.model) if c.fuse and self.xp is np else self.model
+        self.data = data if data is not None else load_data(c.data_dir)  # idx dir, .csv, .npz or .mat
+        if c.classes:
+            self.data = select_classes(self.data, c.classes)
         if c.val_fraction > 0:
             self.data = self.data.split_validation(c.val_fraction, c.seed)
         self.out = Path(out or c.out or default_run_dir(c.model))
@@ -84,9 +90,12 @@ class Trainer:
         y_train = backend.to_device(np.asarray(self.data.y_train, np.int64), self.xp)
         self.batches = BatchIterator(x_train, y_train, c.batch_size, shuffle=True, seed=c.seed,
                                      xp=self.xp, dtype=self.dtype)
+        self.batches = augment.maybe_wrap(self.batches, c, self.model)  # --augment / --augment-mistakes
         self.steps_per_epoch = len(self.batches)
         self.optimizer = optim.make(c.optimizer, self.model.parameters(), c.lr, weight_decay=c.weight_decay)
-        self.schedule = schedules.make(c.schedule, self.optimizer, c.epochs, self.steps_per_epoch)
+        r = models.recipe(c.model)
+        self.schedule = schedules.make(c.schedule, self.optimizer, c.epochs, self.steps_per_epoch,
+                                       **(dict(r.schedule_args) if c.schedule == r.schedule else {}))
         self.state = {"epoch": 0, "step_in_epoch": 0, "step": 0, "train_seconds": 0.0, "samples": 0,
                       "target_reached_seconds": None, "eval_seconds": 0.0}
         self.history: list = []
@@ -111,7 +120,7 @@ class Trainer:
         io.save_npz(self.out / "state.npz", st)
 
     @classmethod
-    def resume(cls, run_dir, **overrides) -> "Trainer":
+    def resume(cls, run_dir, data=None, **overrides) -> "Trainer":
         """A Trainer that continues the run in ``run_dir`` where its last checkpoint left it."""
         run_dir = Path(run_dir)
         for f in ("config.json", "model.npz", "state.npz"):
@@ -119,7 +128,7 @@ class Trainer:
                 raise FileNotFoundError(f"cannot resume from {run_dir}: {f} is missing (is it a fastcnn run directory?)")
         cfg = json.loads((run_dir / "config.json").read_text())
         cfg.update({k: v for k, v in overrides.items() if v is not None})
-        t = cls(TrainConfig.from_dict(cfg), out=run_dir)
+        t = cls(TrainConfig.from_dict(cfg), data=data, out=run_dir)
         t.model.load(run_dir / "model.npz")
         st = io.load_npz(run_dir / "state.npz")
         t.optimizer.load_state_dict({k[4:]: v for k, v in st.items() if k.startswith("opt.")})
@@ -132,9 +141,9 @@ class Trainer:
     # --- evaluation ----------------------------------------------------------------
     def evaluate(self) -> dict:
         t0 = time.perf_counter()
-        res = {"test": evaluate(self.model, self.data.x_test, self.data.y_test)}
+        res = {"test": evaluate(self.net, self.data.x_test, self.data.y_test)}
         if getattr(self.data, "x_val", None) is not None:
-            res["val"] = evaluate(self.model, self.data.x_val, self.data.y_val)
+            res["val"] = evaluate(self.net, self.data.x_val, self.data.y_val)
         self.state["eval_seconds"] += time.perf_counter() - t0
         return res
 
@@ -158,8 +167,8 @@ class Trainer:
         self._prepare_out()
         if c.profile:
             from .profile import Profiler
-            self.profiler = Profiler(self.model)
-        self.model.train()
+            self.profiler = Profiler(self.net)
+        self.net.train()
         bar = tqdm(total=c.epochs * self.steps_per_epoch, initial=s["step"], disable=not c.progress,
                    unit="step", dynamic_ncols=True, file=sys.stderr)
         run_loss = xp.zeros((), self.dtype)
@@ -171,9 +180,9 @@ class Trainer:
                 self.batches.set_epoch(s["epoch"])
                 for xb, yb in self.batches.iter_from(s["step_in_epoch"]):
                     t0 = time.perf_counter()
-                    logits = self.model.forward(xb)
+                    logits = self.net.forward(xb)
                     loss = self.loss_fn.forward(logits, yb)
-                    self.model.backward(self.loss_fn.backward())
+                    self.net.backward(self.loss_fn.backward())
                     self.optimizer.step()
                     if self.schedule.per_batch:
                         self.schedule.step()
@@ -210,6 +219,8 @@ class Trainer:
                         self.status = "time_budget"
                     if self.status != "running":
                         break
+                else:  # the epoch's batches are exhausted
+                    s["step_in_epoch"] = self.steps_per_epoch
                 if s["step_in_epoch"] >= self.steps_per_epoch:
                     s["epoch"] += 1
                     s["step_in_epoch"] = 0
@@ -242,6 +253,19 @@ class Trainer:
             if s["target_reached_seconds"] is None:
                 s["target_reached_seconds"] = s["train_seconds"]
             self.status = "target_reached"
+        if c.patience is not None and self._patience_spent(monitored) and self.status == "running":
+            self.status = "early_stopped"
+
+    def _patience_spent(self, acc) -> bool:
+        """Early stopping: keep the best weights in best.npz; True once ``patience`` evaluations
+        in a row have not beaten the best (validation, else test) accuracy."""
+        s = self.state
+        if s.get("best_accuracy") is None or acc > s["best_accuracy"]:
+            s.update(best_accuracy=acc, best_step=s["step"], evals_since_best=0)
+            self.model.save(self.out / "best.npz")
+            return False
+        s["evals_since_best"] = s.get("evals_since_best", 0) + 1
+        return s["evals_since_best"] >= self.config.patience
 
     def _diverged(self, loss):
         self.status = "diverged"
@@ -255,7 +279,7 @@ class Trainer:
     def _metrics(self) -> dict:
         s = self.state
         last = self.history[-1] if self.history else {}
-        convs = {l.name: l.algo_used for l in self.model.layers if hasattr(l, "algo_used") and l.algo_used}
+        convs = {l.name: l.algo_used for l in self.net.layers if getattr(l, "algo_used", None)}
         m = {
             "test_accuracy": last.get("test_accuracy"),
             "test_loss": last.get("test_loss"),
@@ -273,6 +297,8 @@ class Trainer:
             "eval_seconds": s["eval_seconds"],
             "status": self.status,
         }
+        if s.get("best_accuracy") is not None:
+            m.update(best_accuracy=s["best_accuracy"], best_step=s["best_step"], best_checkpoint="best.npz")
         if "val_accuracy" in last:
             m["val_accuracy"] = last["val_accuracy"]
         if self.xp is not np:

@@ -56,12 +56,15 @@ def register(table: dict, algo: Algo) -> Algo:
     return algo
 
 
-def force(kind: str, name: str | None) -> None:
-    """Force one algorithm for every layer of ``kind`` ('conv' or 'pool'); None restores 'auto'."""
+def force(kind: str, name: str | None) -> str | None:
+    """Force one algorithm for every layer of ``kind`` ('conv' or 'pool'); None or 'auto' restores
+    the automatic choice. Returns the previously forced name, so a caller can restore it."""
     table = CONV if kind == "conv" else POOL
     if name not in (None, "auto") and name not in table:
         raise ValueError(f"unknown {kind} algorithm {name!r}: choose auto or one of {', '.join(table)}")
+    previous = _forced[kind]
     _forced[kind] = None if name == "auto" else name
+    return previous
 
 
 def forced(kind: str) -> str | None:

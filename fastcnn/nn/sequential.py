@@ -19,18 +19,21 @@ class Sequential(Layer):
     with ``seed``: He normal when the next activation is ReLU/LeakyReLU, Xavier
     uniform otherwise. With ``input_shape`` (per sample, e.g. (1, 28, 28)) the
     chain is checked at build time, naming the first layer that cannot take its input.
+    ``reset=False`` keeps the layers' weights (for a new chain over existing layers).
     """
 
-    def __init__(self, *layers: Layer, seed: int = 0, input_shape: tuple | None = None):
+    def __init__(self, *layers: Layer, seed: int = 0, input_shape: tuple | None = None, reset: bool = True):
         super().__init__()
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"Sequential takes layers; item {i} is a {type(layer).__name__}")
-            layer.name = f"{type(layer).__name__}#{i}"
+            if layer.name == type(layer).__name__:  # not yet named by another Sequential
+                layer.name = f"{type(layer).__name__}#{i}"
         self.layers = list(layers)
         self.seed = seed
         self.input_shape = tuple(input_shape) if input_shape is not None else None
-        self.reset_parameters(np.random.default_rng(seed))
+        if reset:
+            self.reset_parameters(np.random.default_rng(seed))
         self.needs_input_grad = False
         if self.input_shape is not None:
             self.shapes(self.input_shape)

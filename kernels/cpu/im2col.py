@@ -102,3 +102,76 @@ def dot_rows(a, b):
             acc += ar[t] * br[t]
         out[r, s] = acc
     return out
+
+
+@njit(parallel=True, **OPTS)
+def cnhw_bias_relu_maxpool(z, b, n, oh, ow, pkh, pkw, psh, psw, poh, pow_):
+    """Bias + ReLU + max-pooling of z (F, N·oh·ow) in one pass -> y (N, F, poh, pow), arg int32.
+
+    y[n, f, u, v] = max(0, max over the window of z[f, n, i, j] + b[f]);
+    arg[n, f, u, v] = i·ow + j of the window's first maximum (row-major), or −1 when that
+    maximum is ≤ 0: ReLU then passes no gradient. Equal to ReLU then MaxPool2D because
+    ReLU is monotonic (relu(max z) = max relu(z)); the pre-activation is never written.
+    """
+    f = z.shape[0]
+    l = oh * ow
+    z3 = z.reshape(f, n, l)
+    y = np.empty((n, f, poh, pow_), dtype=z.dtype)
+    arg = np.empty((n, f, poh, pow_), dtype=np.int32)
+    for k in prange(n):
+        for fi in range(f):
+            plane = z3[fi, k]
+            for u in range(poh):
+                for v in range(pow_):
+                    i0, j0 = u * psh, v * psw
+                    a = i0 * ow + j0
+                    m = plane[a]
+                    for p in range(pkh):
+                        for q in range(pkw):
+                            t = (i0 + p) * ow + j0 + q
+                            if plane[t] > m:
+                                m = plane[t]
+                                a = t
+                    m += b[fi]
+                    if m > 0:
+                        y[k, fi, u, v] = m
+                        arg[k, fi, u, v] = a
+                    else:
+                        y[k, fi, u, v] = 0
+                        arg[k, fi, u, v] = -1
+    return y, arg
+
+
+@njit(parallel=True, **OPTS)
+def maxpool_scatter_cnhw(dy, arg, oh, ow):
+    """dy, arg (N, F, poh, pow) -> dz (F, N·oh·ow): each dy added at its window's argmax
+    (entries with arg −1 are dropped), zeros elsewhere."""
+    n, f, poh, pow_ = dy.shape
+    l = oh * ow
+    dz = np.zeros((f, n, l), dtype=dy.dtype)
+    for k in prange(n):
+        for fi in range(f):
+            for u in range(poh):
+                for v in range(pow_):
+                    a = arg[k, fi, u, v]
+                    if a >= 0:
+                        dz[fi, k, a] += dy[k, fi, u, v]
+    return dz.reshape(f, n * l)
+
+
+@njit(parallel=True, **OPTS)
+def nchw_to_cnhw_relu_mask(dy, y):
+    """dy · [y > 0] (N, F, oh, ow) -> (F, N·oh·ow): the ReLU backward fused into the layout change."""
+    n, f, oh, ow = dy.shape
+    l = oh * ow
+    d3 = dy.reshape(n, f, l)
+    y3 = y.reshape(n, f, l)
+    out = np.empty((f, n, l), dtype=dy.dtype)
+    for k in prange(n):
+        for fi in range(f):
+            src = d3[k, fi]
+            msk = y3[k, fi]
+            dst = out[fi, k]
+            for t in range(l):
+                dst[t] = src[t] if msk[t] > 0 else 0
+    return out.reshape(f, n * l)

@@ -1,0 +1,93 @@
+"""The benchmark suite: `fastcnn bench conv` and `fastcnn bench train`.
+
+Each prints a table and writes NAME.csv, NAME.md (and NAME.png when matplotlib is
+installed) into the results folder, headed by the machine it ran on. The algorithms
+are whatever ``fastcnn.conv.CONV`` / ``POOL`` hold and report available on the backend,
+so a newly registered one is benchmarked without a change here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import machine, tables
+
+DEFAULT_OUT = Path("benchmarks") / "results"
+
+
+def _write(out: Path, name: str, title: str, columns, csv_columns, rows, header, notes) -> list:
+    md = tables.markdown(columns, rows, title, header, notes)
+    return [tables.write_text(out / f"{name}.csv", tables.csv_text(csv_columns, rows, header)),
+            tables.write_text(out / f"{name}.md", md)]
+
+
+def bench_conv(xp, out: Path, quick: bool, header: list, **overrides) -> list:
+    """Run the conv/pool benchmark, print it, write conv.csv/.md/.png; returns the files.
+
+    ``overrides`` go to ``conv.run`` (batch, naive_batch, repeats, naive_full_ms, ...).
+    """
+    from . import conv
+
+    params = dict(batch=32, naive_batch=2, repeats=2, naive_repeats=1, naive_full_ms=0) if quick else {}
+    params.update({k: v for k, v in overrides.items() if v is not None})
+    batch = params.get("batch", 128)
+    print(f"timing every conv and pool algorithm on every layer of {', '.join(conv.PRESETS)} at batch {batch}")
+    rows = conv.run(xp, **params)
+    title = f"Convolution and pooling algorithms, batch {batch}" + (" (--quick)" if quick else "")
+    print()
+    print(tables.text(conv.COLUMNS, rows, title))
+    files = _write(out, "conv", title, conv.COLUMNS, conv.CSV_COLUMNS, rows, header, conv.notes())
+    labels = list(dict.fromkeys((r["model"], r["layer"]) for r in rows))
+    algos = list(dict.fromkeys(r["algo"] for r in rows))
+    vals = [[next((r["total_ms"] for r in rows if (r["model"], r["layer"]) == ml and r["algo"] == a), None)
+             for ml in labels] for a in algos]
+    png = tables.bar_chart(out / "conv.png", [f"{m} {l}" for m, l in labels], algos, vals,
+                           "forward + backward ms (log)", f"{title} — {header[0]}", log=True)
+    return files + ([png] if png else [])
+
+
+def bench_train(xp, out: Path, quick: bool, header: list, threads=None, steps_to_97=None) -> list:
+    """Run the training benchmark, print it, write train.csv/.md/.png; returns the files.
+
+    ``steps_to_97``: skip measuring the steps the recipe needs to reach 97 % and use this.
+    """
+    from . import train
+
+    params = dict(warmup=1, steps=2, naive_steps=1) if quick else {}
+    print(f"timing {train.MODEL} training steps at batch {train.BATCH} for every conv algorithm")
+    rows, steps, source = train.run(xp, steps_to_97=steps_to_97, quick=quick, threads=threads, **params)
+    title = f"{train.MODEL} training per conv algorithm, batch {train.BATCH}" + (" (--quick)" if quick else "")
+    print()
+    print(tables.text(train.COLUMNS, rows, title))
+    notes = train.notes(steps, source)
+    print("\n".join(n[2:] for n in notes))
+    files = _write(out, "train", title, train.COLUMNS, train.CSV_COLUMNS, rows, header, notes)
+    png = tables.bar_chart(out / "train.png", [r["algo"] for r in rows], ["projected time to 97 %"],
+                           [[r["time_to_97_s"] for r in rows]], "seconds (log)", f"{title} — {header[0]}",
+                           log=True, hline=train.LAB_LIMIT_S, hline_label="lab limit 420 s")
+    return files + ([png] if png else [])
+
+
+def main(args) -> int:
+    """Entry point of `fastcnn bench`: args.what in {conv, train}, args.backend, args.threads,
+    args.quick, args.out; optional (benchmarks/ scripts): args.batch, args.naive_batch,
+    args.naive_full_ms, args.repeats (conv), args.steps_to_97 (train)."""
+    from .. import backend
+
+    threads = getattr(args, "threads", None)
+    if threads:
+        from ..threads import set_threads
+        threads = set_threads(threads)
+    xp = backend.get(getattr(args, "backend", "numpy") or "numpy")
+    out = Path(getattr(args, "out", None) or DEFAULT_OUT)
+    quick = bool(getattr(args, "quick", False))
+    header = machine.header_lines(machine.info(threads, backend.name_of(xp)))
+    print("\n".join(header))
+    if args.what == "conv":
+        files = bench_conv(xp, out, quick, header, **{k: getattr(args, k, None) for k in
+                                                       ("batch", "naive_batch", "naive_full_ms", "repeats")})
+    elif args.what == "train":
+        files = bench_train(xp, out, quick, header, threads, getattr(args, "steps_to_97", None))
+    else:
+        raise ValueError(f"unknown benchmark {args.what!r}: choose conv or train")
+    print("\nwrote " + ", ".join(str(f) for f in files))
+    return 0

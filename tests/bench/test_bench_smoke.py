@@ -1,0 +1,106 @@
+"""Smoke tests of the benchmark suite: `fastcnn bench conv|train --quick` write complete tables.
+
+Timings are only checked to be positive, never compared with each other.
+"""
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastcnn import cli
+from fastcnn.bench import conv as bench_conv
+from fastcnn.bench import tables
+from fastcnn.conv import CONV, POOL
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _expected_conv_rows():
+    out = set()
+    for preset in bench_conv.PRESETS:
+        for spec in bench_conv.layer_shapes(preset):
+            table = CONV if spec["kind"] == "conv" else POOL
+            out |= {(preset, spec["layer"], a.name) for a in table.values() if a.available(np)}
+    return out
+
+
+def test_bench_conv_quick_writes_every_algorithm_and_shape(tmp_path, capsys):
+    assert cli.main(["bench", "conv", "--quick", "--out", str(tmp_path)]) == 0
+    rows = tables.read_csv(tmp_path / "conv.csv")
+    assert {(r["model"], r["layer"], r["algo"]) for r in rows} == _expected_conv_rows()
+    assert len(rows) == len(_expected_conv_rows())
+    for r in rows:
+        assert float(r["fwd_ms"]) > 0 and float(r["bwd_ms"]) > 0 and float(r["total_ms"]) > 0
+        assert float(r["speedup"]) > 0 and int(r["extra_bytes"]) >= 0
+        if r["layer"].startswith("conv"):
+            assert float(r["gflops"]) > 0
+    head = (tmp_path / "conv.csv").read_text().splitlines()[0]
+    assert head.startswith("# cpu: ")
+    md = (tmp_path / "conv.md").read_text()
+    assert "- cores: " in md and "| algo |" in md and "scaled from batch" in md
+    assert "total ms" in capsys.readouterr().out
+
+
+def test_bench_train_quick_writes_every_conv_path(tmp_path, capsys):
+    assert cli.main(["bench", "train", "--quick", "--out", str(tmp_path)]) == 0
+    rows = tables.read_csv(tmp_path / "train.csv")
+    assert [r["algo"] for r in rows] == [a.name for a in CONV.values() if a.available(np)]
+    for r in rows:
+        assert float(r["ms_per_step"]) > 0 and float(r["s_per_epoch"]) > 0 and float(r["time_to_97_s"]) > 0
+        assert r["verdict"] in ("PASS", "FAIL")
+    assert "numpy: " in (tmp_path / "train.md").read_text()
+    assert "≤ 420 s" in capsys.readouterr().out
+
+
+COLS = [("name", "name", ""), ("ms", "time ms", ".2f"), ("n", "count", ",d")]
+ROWS = [{"name": "im2col", "ms": 1.234, "n": 1200}, {"name": "a|b", "ms": None, "n": 5}]
+
+
+def test_markdown_table_for_a_fixed_input():
+    md = tables.markdown(COLS, ROWS, title="T", header=["cpu: X"], notes=["- a note"])
+    assert md == ("## T\n\n- cpu: X\n\n"
+                  "| name | time ms | count |\n"
+                  "|---|---:|---:|\n"
+                  "| im2col | 1.23 | 1,200 |\n"
+                  "| a\\|b | — | 5 |\n"
+                  "\n- a note\n")
+
+
+def test_text_and_csv_tables_for_a_fixed_input(tmp_path):
+    assert tables.text(COLS, ROWS) == ("name    time ms  count\n"
+                                       "------  -------  -----\n"
+                                       "im2col     1.23  1,200\n"
+                                       "a|b           —      5")
+    path = tables.write_text(tmp_path / "t.csv", tables.csv_text(COLS, ROWS, ["cpu: X"]))
+    assert path.read_text() == "# cpu: X\nname,ms,n\nim2col,1.234,1200\na|b,,5\n"
+    assert tables.read_csv(path) == [{"name": "im2col", "ms": "1.234", "n": "1200"},
+                                     {"name": "a|b", "ms": "", "n": "5"}]
+
+
+def _vs_torch():
+    spec = importlib.util.spec_from_file_location("fastcnn_vs_torch", ROOT / "benchmarks" / "vs_torch.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_vs_torch_without_torch_says_what_to_install(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        monkeypatch.setenv(var, "2")  # main() sets these; restore them afterwards
+    assert _vs_torch().main(["--quick"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install torch==2.13.0" in err and "pip install '.[bench]'" in err
+
+
+@pytest.mark.parametrize("preset", ["lenet5", "compact"])
+def test_vs_torch_copy_computes_the_same_function(preset):
+    torch = pytest.importorskip("torch")
+    from fastcnn import models
+
+    model = models.build(preset).eval()
+    copy = _vs_torch().torch_copy(model, torch).eval()
+    x = np.random.default_rng(0).standard_normal((3, 1, 28, 28)).astype(np.float32)
+    np.testing.assert_allclose(copy(torch.from_numpy(x)).detach().numpy(), model.forward(x), rtol=1e-4, atol=1e-5)

@@ -1,0 +1,53 @@
+"""The fused Numba layers compute exactly what Conv2D → ReLU (→ MaxPool2D) computes."""
+import numpy as np
+import pytest
+
+from fastcnn import models, nn
+from fastcnn.gradcheck import check_layer
+from fastcnn.nn.fused import ConvReLU, ConvReLUMaxPool, fuse
+
+
+def _pair(dtype, c=3, f=4, k=3, s=1, p=1, pool=(2, 2)):
+    rng = np.random.default_rng(0)
+    layers = [nn.Conv2D(c, f, k, stride=s, padding=p, algo="numba"), nn.ReLU()]
+    if pool:
+        layers.append(nn.MaxPool2D(pool[0], stride=pool[1]))
+    ref = nn.Sequential(*layers, seed=3).to("numpy", dtype)
+    ref.needs_input_grad = True
+    fused = fuse(ref)
+    x = rng.standard_normal((5, c, 9, 8)).astype(dtype)
+    return ref, fused, x
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("geom", [dict(), dict(k=(3, 2), s=2, p=0, pool=(3, 2)), dict(pool=None), dict(c=1, f=6, k=5, p=2)])
+def test_fused_matches_unfused(dtype, tol, geom):
+    ref, fused, x = _pair(dtype, **geom)
+    assert isinstance(fused[0], ConvReLUMaxPool if geom.get("pool", (2, 2)) else ConvReLU)
+    y_ref, y = ref.forward(x), fused.forward(x)
+    np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol)
+    dy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
+    dx_ref = ref.backward(dy)
+    g_ref = [p.grad.copy() for p in ref.parameters()]
+    dx = fused.backward(dy)
+    np.testing.assert_allclose(dx, dx_ref, rtol=tol, atol=tol)
+    for a, b in zip(g_ref, [p.grad for p in fused.parameters()]):
+        np.testing.assert_allclose(b, a, rtol=tol, atol=tol * 10)
+
+
+def test_fused_gradient_check():
+    ref, fused, x = _pair(np.float64)
+    fused.needs_input_grad = True
+    errs = check_layer(fused[0], x * 4)  # spread values apart: no ties inside pooling windows
+    assert max(errs.values()) < 1e-7, errs
+
+
+def test_fuse_shares_parameters_and_keeps_weights():
+    m = models.build("lenet5", seed=1)
+    before = [p.data.copy() for p in m.parameters()]
+    f = fuse(m)
+    assert [type(l).__name__ for l in f.layers][:2] == ["ConvReLUMaxPool", "ConvReLUMaxPool"]
+    assert all(a is b for a, b in zip(m.parameters(), f.parameters()))
+    for a, p in zip(before, m.parameters()):
+        np.testing.assert_array_equal(a, p.data)
+    assert f.layers[0].needs_input_grad is False
