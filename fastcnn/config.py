@@ -26,7 +26,7 @@ class TrainConfig:
     out: str | None = None
     conv_algo: str = "auto"
     threads: int | None = None
-    eval_every: int = 0
+    eval_every: int | None = None
     log_every: int = 20
     val_fraction: float = 0.0
     label_smoothing: float = 0.0
@@ -72,8 +72,8 @@ class TrainConfig:
             bad(f"weight decay must be ≥ 0, got {self.weight_decay}")
         if not 0 <= self.val_fraction < 1:
             bad(f"validation fraction must be in [0, 1), got {self.val_fraction}")
-        if self.eval_every < 0 or self.log_every < 1:
-            bad("eval_every must be ≥ 0 (0: at the end of each epoch) and log_every ≥ 1")
+        if (self.eval_every is not None and self.eval_every < 0) or self.log_every < 1:
+            bad("eval_every must be ≥ 0 (0: at the end of each epoch; default: 5 times an epoch) and log_every ≥ 1")
         if self.dtype not in ("float32", "float64"):
             bad(f"dtype must be float32 or float64, got {self.dtype!r}")
         if self.threads is not None and self.threads < 1:

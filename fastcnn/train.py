@@ -24,6 +24,10 @@ from .nn import SoftmaxCrossEntropy
 from .nn.fused import fuse
 
 
+#: Accuracy levels whose first crossing is recorded in metrics.json ("milestones").
+MILESTONES = (0.97, 0.98, 0.985, 0.99)
+
+
 class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss, an unwritable run directory)."""
 
@@ -92,12 +96,16 @@ class Trainer:
                                      xp=self.xp, dtype=self.dtype)
         self.batches = augment.maybe_wrap(self.batches, c, self.model)  # --augment / --augment-mistakes
         self.steps_per_epoch = len(self.batches)
+        # evaluate five times an epoch unless told otherwise (0: at the end of each epoch only)
+        self.eval_every = c.eval_every if c.eval_every is not None else max(1, self.steps_per_epoch // 5)
+        if self.eval_every == 0:
+            self.eval_every = self.steps_per_epoch
         self.optimizer = optim.make(c.optimizer, self.model.parameters(), c.lr, weight_decay=c.weight_decay)
         r = models.recipe(c.model)
         self.schedule = schedules.make(c.schedule, self.optimizer, c.epochs, self.steps_per_epoch,
                                        **(dict(r.schedule_args) if c.schedule == r.schedule else {}))
         self.state = {"epoch": 0, "step_in_epoch": 0, "step": 0, "train_seconds": 0.0, "samples": 0,
-                      "target_reached_seconds": None, "eval_seconds": 0.0}
+                      "target_reached_seconds": None, "eval_seconds": 0.0, "milestones": {}}
         self.history: list = []
         self.status = "running"
         self.profiler = None
@@ -165,10 +173,11 @@ class Trainer:
 
         c, s, xp = self.config, self.state, self.xp
         self._prepare_out()
+        self.net.train()
+        self._warmup()
         if c.profile:
             from .profile import Profiler
             self.profiler = Profiler(self.net)
-        self.net.train()
         bar = tqdm(total=c.epochs * self.steps_per_epoch, initial=s["step"], disable=not c.progress,
                    unit="step", dynamic_ncols=True, file=sys.stderr)
         run_loss = xp.zeros((), self.dtype)
@@ -210,7 +219,7 @@ class Trainer:
                                         sps=f"{seg_samples / max(seg_t, 1e-9):,.0f}", refresh=False)
                         run_loss[...] = 0
                     end_of_epoch = s["step_in_epoch"] == self.steps_per_epoch
-                    if end_of_epoch or (c.eval_every and s["step"] % c.eval_every == 0):
+                    if end_of_epoch or s["step"] % self.eval_every == 0:
                         train_acc = int(run_correct) / max(run_n, 1)
                         run_correct[...] = 0
                         run_n = 0
@@ -240,6 +249,23 @@ class Trainer:
         self.checkpoint()
         return self._finish()
 
+    def _warmup(self):
+        """One untimed forward/backward on a real batch, so that Numba compilation and the
+        automatic choice of algorithms stay out of train_seconds (they are reported as
+        compile_seconds). Batch-norm statistics are restored; no parameter changes."""
+        t0 = time.perf_counter()
+        saved = [(layer, {n: b.copy() for n, b in layer.buffers().items()}) for layer in self.model.layers]
+        self.batches.set_epoch(self.state["epoch"])
+        xb, yb = next(iter(self.batches.iter_from(0)))
+        self.loss_fn.forward(self.net.forward(xb), yb)
+        self.net.backward(self.loss_fn.backward())
+        for layer, bufs in saved:
+            for n, b in bufs.items():
+                getattr(layer, n)[...] = b
+        self.net.clear_cache()
+        backend.synchronize(self.xp)
+        self.state["compile_seconds"] = self.state.get("compile_seconds", 0.0) + time.perf_counter() - t0
+
     def _evaluate_and_check(self, loss, train_acc, bar):
         c, s = self.config, self.state
         row = self._record(loss, train_acc, self.evaluate())
@@ -249,6 +275,9 @@ class Trainer:
             self.schedule.step(monitored)
         bar.write(f"step {s['step']:>6}  epoch {row['epoch']:.2f}  loss {loss:.4f}  "
                   f"test acc {row['test_accuracy']:.4f}  train {s['train_seconds']:.1f}s")
+        for level in MILESTONES:  # time to each accuracy level, whatever the target
+            if monitored >= level and str(level) not in s["milestones"]:
+                s["milestones"][str(level)] = {"train_seconds": s["train_seconds"], "step": s["step"]}
         if c.target_acc is not None and monitored >= c.target_acc:
             if s["target_reached_seconds"] is None:
                 s["target_reached_seconds"] = s["train_seconds"]
@@ -294,7 +323,10 @@ class Trainer:
             "seed": self.config.seed,
             "target_acc": self.config.target_acc,
             "target_reached_seconds": s["target_reached_seconds"],
+            "seconds_to_97": s["milestones"].get("0.97", {}).get("train_seconds"),
+            "milestones": s["milestones"],
             "eval_seconds": s["eval_seconds"],
+            "compile_seconds": s.get("compile_seconds", 0.0),
             "status": self.status,
         }
         if s.get("best_accuracy") is not None:

@@ -1,0 +1,51 @@
+"""Training on the GPU backend (needs CuPy and a CUDA device; marked gpu, skipped otherwise)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+cupy = pytest.importorskip("cupy", reason="CuPy is not installed (pip install 'fastcnn[gpu]')")
+
+
+def _device_count() -> int:
+    try:
+        return cupy.cuda.runtime.getDeviceCount()
+    except Exception:
+        return 0
+
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(_device_count() < 1, reason="CuPy sees no CUDA device")]
+
+from fastcnn.config import TrainConfig  # noqa: E402
+from fastcnn.data import Dataset, load_mnist  # noqa: E402
+from fastcnn.train import Trainer  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def small():
+    d = load_mnist()
+    return Dataset(d.x_train[:2048], d.y_train[:2048], d.x_test[:500], d.y_test[:500])
+
+
+@pytest.mark.parametrize("model", ["lenet5", "compact"])
+def test_loss_curve_matches_numpy(tmp_path, small, model):
+    curves = {}
+    for be in ("numpy", "cupy"):
+        cfg = TrainConfig(model=model, backend=be, epochs=1, batch_size=128, eval_every=4, log_every=4,
+                          progress=False, out=str(tmp_path / be), conv_algo="im2col", fuse=False)
+        t = Trainer(cfg, data=small)
+        t.fit()
+        curves[be] = [h["loss"] for h in t.history]
+        if be == "cupy":
+            assert isinstance(t.model.parameters()[0].data, cupy.ndarray)
+            assert isinstance(t.batches.x, cupy.ndarray) and t.batches.x.dtype == np.uint8  # uploaded once
+    np.testing.assert_allclose(curves["cupy"], curves["numpy"], rtol=1e-3)
+
+
+@pytest.mark.slow
+def test_full_mnist_reaches_97_percent_on_the_gpu(tmp_path):
+    cfg = TrainConfig(backend="cupy", target_acc=0.97, epochs=3, eval_every=50, progress=False,
+                      out=str(tmp_path / "run"))
+    m = Trainer(cfg).fit()
+    assert m["status"] == "target_reached" and m["backend"] == "cupy"
+    assert m["peak_device_memory_bytes"] < 1 << 30  # far below a 4 GB card
