@@ -31,7 +31,7 @@ def _add_train(sub):
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--target-acc", type=float, help="stop when test accuracy reaches this fraction, e.g. 0.97")
     p.add_argument("--time-budget", type=float, help="stop after this many seconds of training steps")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None)
     p.add_argument("--data-dir", help="a directory with the four MNIST-format idx files (or $FASTCNN_DATA)")
     p.add_argument("--out", help="run directory (default runs/MODEL-TIME)")
     p.add_argument("--conv-algo", default=None, help="auto, naive, einsum, im2col, numba, cuda")
@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None)
     p = sub.add_parser("predict", help="a class per image of an idx or .npy file")
     _add_common_model_args(p)
-    p.add_argument("--input", required=True, help="images: idx file (gzip or raw) or .npy, uint8 (N, 28, 28)")
+    p.add_argument("--input", help="images: idx file (gzip or raw) or .npy, uint8 (N, 28, 28)")
     p.add_argument("--out", help="write the classes here, one per line (default: print)")
     p = sub.add_parser("bench", help="benchmarks: conv algorithms or training paths")
     p.add_argument("what", choices=["conv", "train"])
@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive_int)
     p.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke run")
     p.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
+    p.add_argument("--steps-to-97", type=int, default=None, help="skip the 97 %% run and use this step count")
+    from . import cli_tools
+    cli_tools.add_parsers(sub)                          # report, baseline, sweep
+    cli_tools.add_train_args(sub.choices["train"])      # --config --augment --augment-mistakes --classes --patience
+    cli_tools.add_eval_args(sub.choices["eval"])        # --classes --metrics-out
+    cli_tools.add_predict_args(sub.choices["predict"])  # --csv
     return ap
 
 
@@ -106,8 +112,9 @@ def cmd_train(args) -> int:
              "label_smoothing": args.label_smoothing, "dtype": args.dtype, "profile": args.profile or None,
              "progress": False if args.no_progress else None}
     given = {k: v for k, v in given.items() if v is not None}
+    from .cli_tools import train_settings
+    given = train_settings(args, given)
     if args.resume:
-        given.pop("seed", None)
         trainer = Trainer.resume(args.resume, **given)
     else:
         trainer = Trainer(TrainConfig(**given))
@@ -181,6 +188,8 @@ def cmd_predict(args) -> int:
     from .train import predict_logits
 
     model, _ = load_weights(args)
+    if not args.input:
+        raise ValueError("say which images to classify: --input FILE (idx or .npy) or --csv test.csv")
     src = Path(args.input)
     x = np.load(src, allow_pickle=False) if src.suffix == ".npy" else read_idx(src)
     if x.dtype != np.uint8 or x.ndim != 3:
@@ -203,6 +212,9 @@ def cmd_bench(args) -> int:
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "summary": cmd_summary, "predict": cmd_predict,
             "bench": cmd_bench}
+from .cli_tools import COMMANDS as _TOOLS  # noqa: E402  (report, baseline, sweep; extended eval, predict)
+
+COMMANDS.update(_TOOLS)
 
 if __name__ == "__main__":
     sys.exit(main())

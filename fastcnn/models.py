@@ -87,3 +87,8 @@ def guess(state: dict) -> str:
         if set(ref) == set(state) and all(ref[k].shape == state[k].shape for k in ref if not k.startswith("__")):
             return name
     raise ValueError("these weights match no preset: name it with --model")
+
+
+from . import reports as _reports  # noqa: E402  (the lab reports' networks, see shared REPORTS.md)
+
+_reports.register(PRESETS)

@@ -1,0 +1,242 @@
+"""The plots of a run, each written to a PNG: curves, confusion heat map, misclassified
+digits, first-layer filters, feature maps, linear-layer weights.
+
+matplotlib is imported lazily (the ``viz`` extra) with the non-interactive Agg backend;
+without it every function raises ImportError naming ``pip install 'fastcnn[viz]'``.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..backend import as_numpy
+
+MISSING = "plots need matplotlib, which is not installed: pip install 'fastcnn[viz]'"
+
+
+def require_matplotlib():
+    """The pyplot module (Agg backend), or ImportError saying what to install."""
+    try:
+        import matplotlib
+    except ImportError as e:
+        raise ImportError(MISSING) from e
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    require_matplotlib().close(fig)
+    return path
+
+
+def training_curves(history: list, path) -> Path:
+    """Loss, accuracies (train, test, validation) and learning rate against steps (top row)
+    and seconds of training (bottom row). ``history``: the rows of history.json."""
+    plt = require_matplotlib()
+    if not history:
+        raise ValueError("the run has no history to plot (history.json is empty)")
+    col = lambda k: np.array([r.get(k, np.nan) if r.get(k) is not None else np.nan for r in history], float)  # noqa: E731
+    fig, axes = plt.subplots(2, 3, figsize=(13, 6.5))
+    for row, (xk, xl) in enumerate((("step", "step"), ("train_seconds", "seconds of training"))):
+        x = col(xk)
+        ax = axes[row, 0]
+        ax.plot(x, col("loss"), "o-", ms=3, label="train loss")
+        ax.plot(x, col("test_loss"), "s-", ms=3, label="test loss")
+        ax.set_ylabel("loss")
+        ax = axes[row, 1]
+        for k, lab, m in (("train_accuracy", "train", "o-"), ("test_accuracy", "test", "s-"),
+                          ("val_accuracy", "validation", "^-")):
+            y = col(k)
+            if np.isfinite(y).any():
+                ax.plot(x, y, m, ms=3, label=lab)
+        ax.set_ylabel("accuracy")
+        ax = axes[row, 2]
+        ax.plot(x, col("lr"), "o-", ms=3, color="tab:purple", label="learning rate")
+        ax.set_ylabel("learning rate")
+        ax.ticklabel_format(axis="y", useOffset=False, style="sci", scilimits=(-3, 3))
+        if np.nanmin(col("lr")) > 0 and np.nanmax(col("lr")) / np.nanmin(col("lr")) > 20:
+            ax.set_yscale("log")
+        for ax in axes[row]:
+            ax.set_xlabel(xl)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+    fig.suptitle("training curves")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def confusion_heatmap(cm, path, classes=None, title="confusion matrix (test set)") -> Path:
+    """The confusion matrix as a heat map with the counts written in the cells."""
+    plt = require_matplotlib()
+    cm = np.asarray(cm)
+    if classes is not None:
+        cm = cm[np.ix_(classes, classes)]
+    labels = list(classes) if classes is not None else list(range(cm.shape[0]))
+    k = len(labels)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * k, 0.8 + 0.55 * k))
+    # log-ish colour so the off-diagonal errors show beside the large diagonal
+    im = ax.imshow(np.log1p(cm), cmap="Blues")
+    top = np.log1p(cm.max(initial=1))
+    for i in range(k):
+        for j in range(k):
+            v = int(cm[i, j])
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=7 if v >= 1000 else 8,
+                    color="white" if np.log1p(v) > 0.6 * top else ("black" if v else "#bbbbbb"))
+    ax.set_xticks(range(k), labels)
+    ax.set_yticks(range(k), labels)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    cb.set_label("log(1 + count)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def image_grid(images, titles, path, ncols=9, suptitle=None, cmap="gray_r") -> Path:
+    """Small images in a grid, each with a title (e.g. 'true 7 → 2 (0.91)')."""
+    plt = require_matplotlib()
+    n = len(images)
+    ncols = max(1, min(ncols, n))
+    nrows = max(1, math.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.35 * ncols, 1.55 * nrows + (0.4 if suptitle else 0)),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(np.asarray(images[i]), cmap=cmap, interpolation="nearest")
+            ax.set_title(titles[i], fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def misclassified_grid(x, y_true, y_pred, confidence, path, max_images=36, ncols=9) -> Path:
+    """The misclassified images (most confident mistakes first): true → predicted (confidence)."""
+    y_true, y_pred, confidence = (np.asarray(as_numpy(a)) for a in (y_true, y_pred, confidence))
+    wrong = np.flatnonzero(y_true != y_pred)
+    wrong = wrong[np.argsort(-confidence[wrong], kind="stable")][:max_images]
+    if len(wrong) == 0:
+        plt = require_matplotlib()
+        fig, ax = plt.subplots(figsize=(4, 1))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no misclassified images", ha="center", va="center")
+        return _save(fig, path)
+    titles = [f"{y_true[i]} → {y_pred[i]} ({confidence[i]:.2f})" for i in wrong]
+    return image_grid([x[i] for i in wrong], titles, path, ncols,
+                      f"misclassified test images: true → predicted (confidence); {len(wrong)} shown")
+
+
+def _convs(model):
+    from ..nn import Conv2D
+    return [l for l in model.layers if isinstance(l, Conv2D)]
+
+
+def first_layer_filters(model, path) -> Path | None:
+    """The first convolution's kernels, one image per output channel (channel 0 of the input);
+    None when the model has no convolution."""
+    convs = _convs(model)
+    if not convs:
+        return None
+    w = as_numpy(convs[0].weight.data)[:, 0]
+    lim = float(np.abs(w).max()) or 1.0
+    plt = require_matplotlib()
+    n = len(w)
+    ncols = min(n, 12)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.1 * ncols, 1.25 * nrows + 0.5), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(w[i], cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+            ax.set_title(str(i), fontsize=8)
+    fig.suptitle(f"first-layer filters {tuple(w.shape[1:])} ({convs[0].name}); red > 0 > blue")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def layer_outputs(model, image) -> list:
+    """(layer, output (C, H, W) numpy) for every convolution and pooling layer, for one
+    uint8 image (H, W), in evaluation mode."""
+    from ..data import normalize
+    from ..nn import AvgPool2D, Conv2D, MaxPool2D
+
+    was = model.training
+    model.eval()
+    out = []
+    try:
+        x = normalize(np.asarray(image, np.uint8)[None], model.xp, model.dtype)
+        for layer in model.layers:
+            x = layer.forward(x)
+            if isinstance(layer, (Conv2D, MaxPool2D, AvgPool2D)):
+                out.append((layer, as_numpy(x[0])))
+    finally:
+        model.train(was)
+        model.clear_cache()
+    return out
+
+
+def feature_maps(model, image, out_dir, prefix="featuremaps", max_channels=24) -> list:
+    """One PNG per convolution / pooling layer with its feature maps for ``image``; paths."""
+    plt = require_matplotlib()
+    paths = []
+    for idx, (layer, fm) in enumerate(layer_outputs(model, image)):
+        n = min(len(fm), max_channels)
+        ncols = min(n, 12)
+        nrows = math.ceil(n / ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(1.1 * ncols, 1.2 * nrows + 0.5), squeeze=False)
+        for i, ax in enumerate(axes.flat):
+            ax.axis("off")
+            if i < n:
+                ax.imshow(fm[i], cmap="viridis", interpolation="nearest")
+                ax.set_title(str(i), fontsize=7)
+        more = f", first {n} of {len(fm)} channels" if n < len(fm) else ""
+        fig.suptitle(f"{layer.name}: output {tuple(fm.shape)}{more}", fontsize=10)
+        fig.tight_layout()
+        safe = layer.name.replace("#", "")
+        paths.append(_save(fig, Path(out_dir) / f"{prefix}_{idx}_{safe}.png"))
+    return paths
+
+
+def linear_weights(model, path, max_units=32) -> Path | None:
+    """Each Linear layer's weight matrix as an image (in × out); a first Linear layer on
+    784 = 28×28 inputs also gets its first units' weights drawn as 28×28 templates."""
+    from ..nn import Linear
+
+    lins = [l for l in model.layers if isinstance(l, Linear)]
+    if not lins:
+        return None
+    plt = require_matplotlib()
+    first = as_numpy(lins[0].weight.data)
+    templates = first.shape[0] == 784
+    nt = min(max_units, first.shape[1]) if templates else 0
+    tcols = min(nt, 16) if nt else 1
+    trows = math.ceil(nt / tcols) if nt else 0
+    nrows = trows + len(lins)
+    fig = plt.figure(figsize=(12, 1.0 * trows + 2.8 * len(lins) + 0.6))
+    gs = fig.add_gridspec(nrows, tcols, height_ratios=[1] * trows + [2.6] * len(lins), hspace=0.6)
+    for i in range(nt):
+        ax = fig.add_subplot(gs[i // tcols, i % tcols])
+        w = first[:, i].reshape(28, 28)
+        lim = float(np.abs(w).max()) or 1.0
+        ax.imshow(w, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        ax.axis("off")
+        ax.set_title(f"unit {i}", fontsize=7)
+    for j, l in enumerate(lins):  # one row per layer: output units down, inputs across
+        ax = fig.add_subplot(gs[trows + j, :])
+        w = as_numpy(l.weight.data)
+        lim = float(np.abs(w).max()) or 1.0
+        im = ax.imshow(w.T, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+        ax.set_title(f"{l.name}: W {w.shape[0]}→{w.shape[1]}", fontsize=9)
+        ax.set_xlabel("input")
+        ax.set_ylabel("output unit")
+        fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01)
+    fig.suptitle("linear-layer weights" + (" (top: first layer's units as 28×28 images)" if nt else ""))
+    return _save(fig, path)
