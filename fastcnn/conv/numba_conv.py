@@ -1,20 +1,50 @@
-"""The Numba CPU convolution: Numba im2col (column layout) + one BLAS GEMM + Numba layout kernels.
+"""The Numba CPU convolution, in two variants; the faster one is chosen per shape.
 
-    cols = im2col(xpad)                           (C·kh·kw, N·oh·ow)
-    z    = W₂ @ cols                              (F, N·oh·ow), "CNHW" order
-    y    = NCHW(z) + b                            (N, F, oh, ow)
-    dz   = CNHW(dy)                               (F, N·oh·ow)
-    dW₂  = dz @ colsᵀ,   db = Σ dz,   dx = col2im(W₂ᵀ @ dz)
-dW₂ uses BLAS, or long dot products where F·C·kh·kw is tiny (see kernels.cpu.im2col.dot_rows).
-``gemm`` and ``grads`` are shared with the fused layers of fastcnn.nn.fused, which replace
-the NCHW epilogue by bias + ReLU (+ max-pooling) and the prologue by the matching backward.
+gemm — Numba im2col (column layout) + one BLAS GEMM + Numba layout kernels:
+    cols = im2col(xpad) (C·kh·kw, N·oh·ow);  z = W₂ @ cols (F, N·oh·ow), "CNHW";  y = NCHW(z) + b
+    dz = CNHW(dy);  dW₂ = dz @ colsᵀ;  db = Σ dz;  dx = col2im(W₂ᵀ @ dz)
+direct — one parallel region per pass, each sample unrolled into a cache-resident buffer and
+    multiplied with vectorised loops (kernels/cpu/conv.py); no BLAS, no layout changes.
+``gemm``/``grads`` (and the direct kernels) are shared with the fused layers of fastcnn.nn.fused.
 """
 from __future__ import annotations
 
+import time
+
+import numba
 import numpy as np
 
+from ..kernels.cpu import conv as kd
 from ..kernels.cpu import im2col as k
 from .common import check_geometry, pad, unpad
+
+VARIANTS = ("direct", "gemm")
+_chosen: dict = {}
+
+
+def threads(n: int) -> int:
+    """Threads the direct kernels split ``n`` samples over."""
+    return max(1, min(numba.get_num_threads(), n))
+
+
+def choose(key, trials: dict) -> str:
+    """The fastest variant for ``key``: each of ``trials`` (name -> callable running a forward
+    and a backward) is run once to compile, then timed (best of 3); the winner is remembered."""
+    if key not in _chosen:
+        best, best_t = None, float("inf")
+        for name, run in trials.items():
+            run()
+            t = min(_timed(run) for _ in range(3))
+            if t < best_t:
+                best, best_t = name, t
+        _chosen[key] = best
+    return _chosen[key]
+
+
+def _timed(run) -> float:
+    t0 = time.perf_counter()
+    run()
+    return time.perf_counter() - t0
 
 
 def gemm(x, w, stride, padding):
@@ -41,16 +71,55 @@ def grads(dz, geo, w, stride, padding, need_dx, has_b):
     return (unpad(dxpad, ph, pw).copy() if (ph or pw) else dxpad), dw, db
 
 
+def padded(x, padding):
+    """x padded with zeros, C-contiguous (N, C, Hp, Wp)."""
+    return np.ascontiguousarray(pad(np, x, padding[0], padding[1]))
+
+
+def finish(dxpad, dw, db, w, padding, need_dx, has_b):
+    """Shape the direct kernels' outputs as the interface wants them."""
+    ph, pw = padding
+    dx = None
+    if need_dx:
+        dx = unpad(dxpad, ph, pw).copy() if (ph or pw) else dxpad
+    return dx, dw.reshape(w.shape), (db if has_b else None)
+
+
 def forward(x, w, b, stride, padding):
     """x (N, C, H, W), w (F, C, kh, kw), b (F,) or None -> y (N, F, oh, ow), cache."""
+    key = (x.shape, x.dtype.str, w.shape, stride, padding)
+    variant = _chosen.get(key)
+    if variant is None:
+        def trial(v):
+            def run():
+                y, c = _forward(v, x, w, b, stride, padding)
+                backward(y, c, True)
+            return run
+        variant = choose(key, {v: trial(v) for v in VARIANTS})
+    return _forward(variant, x, w, b, stride, padding)
+
+
+def _forward(variant, x, w, b, stride, padding):
+    f, c, kh, kw = w.shape
+    bias = b if b is not None else np.zeros(f, x.dtype)
+    if variant == "direct":
+        (sh, sw) = stride
+        oh, ow = check_geometry("numba conv", x.shape[2:], (kh, kw), stride, padding)
+        xpad = padded(x, padding)
+        y = kd.conv_forward(xpad, w.reshape(f, -1), bias, kh, kw, sh, sw, oh, ow, threads(x.shape[0]))
+        return y, ("direct", xpad, w, stride, padding, b is not None)
     z, geo = gemm(x, w, stride, padding)
-    bias = b if b is not None else np.zeros(w.shape[0], x.dtype)
     y = k.cnhw_to_nchw_bias(z, bias, x.shape[0], geo[2], geo[3], False)
-    return y, (geo, w, stride, padding, b is not None)
+    return y, ("gemm", geo, w, stride, padding, b is not None)
 
 
 def backward(dy, cache, need_dx=True):
     """dy (N, F, oh, ow) -> dx (N, C, H, W) or None, dW (F, C, kh, kw), db (F,) or None."""
-    geo, w, stride, padding, has_b = cache
-    dz = k.nchw_to_cnhw(np.ascontiguousarray(dy))
-    return grads(dz, geo, w, stride, padding, need_dx, has_b)
+    variant, data, w, stride, padding, has_b = cache
+    dy = np.ascontiguousarray(dy)
+    if variant == "direct":
+        kh, kw = w.shape[2:]
+        dxpad, dw, db = kd.conv_backward(data, w.reshape(w.shape[0], -1), dy, kh, kw, stride[0], stride[1],
+                                         need_dx, threads(dy.shape[0]))
+        return finish(dxpad, dw, db, w, padding, need_dx, has_b)
+    return grads(k.nchw_to_cnhw(dy), data, w, stride, padding, need_dx, has_b)

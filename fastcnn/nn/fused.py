@@ -4,13 +4,17 @@
 optimizer, checkpoints and summary keep working on the original) in which
     Conv2D → ReLU → MaxPool2D   becomes  ConvReLUMaxPool   (pre-activation never stored)
     Conv2D → ReLU               becomes  ConvReLU
-Each computes exactly what the unfused layers compute; the tests compare them.
+Each computes exactly what the unfused layers compute; the tests compare them. Like the
+``numba`` algorithm, each runs as "direct" or "gemm" (see fastcnn.conv.numba_conv),
+whichever is faster for its input shape, timed on first use.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..conv import numba_conv, registry
+from ..conv import numba_conv as nc
+from ..conv import registry
+from ..kernels.cpu import conv as kd
 from ..kernels.cpu import im2col as k
 from .activation import ReLU
 from .conv import Conv2D
@@ -26,39 +30,84 @@ class _FusedConv(Layer):
         self.conv = conv
         self.weight, self.bias = conv.weight, conv.bias
         self.name = "+".join(p.name for p in parts)
-        self.algo_used = "numba-fused"
+        self.variant = None
+        self._cache = None
+
+    @property
+    def algo_used(self):
+        return f"numba-fused ({self.variant})" if self.variant else None
 
     def output_shape(self, in_shape):
         return self.conv.output_shape(in_shape)
 
-    def _gemm(self, x):
-        return numba_conv.gemm(np.ascontiguousarray(x), self.weight.data, self.conv.stride, self.conv.padding)
+    def forward(self, x):
+        x = np.ascontiguousarray(x)
+        key = (type(self).__name__, x.shape, x.dtype.str, self.weight.data.shape, self.conv.stride, self.conv.padding)
+        if self.variant is None or self._key != key:
+            def trial(v):
+                def run():
+                    y, self._cache = self._forward(v, x)
+                    self._backward(v, y)
+                return run
+            self.variant, self._key = nc.choose(key, {v: trial(v) for v in nc.VARIANTS}), key
+        y, self._cache = self._forward(self.variant, x)
+        return y
 
-    def _bias(self, dtype):
-        return self.bias.data if self.bias is not None else np.zeros(self.conv.out_channels, dtype)
-
-    def _grads(self, dz):
-        dx, dw, db = numba_conv.grads(dz, self._geo, self.weight.data, self.conv.stride, self.conv.padding,
-                                      self.needs_input_grad, self.bias is not None)
+    def backward(self, dy):
+        dx, dw, db = self._backward(self.variant, np.ascontiguousarray(dy))
         self.weight.grad[...] = dw
         if self.bias is not None:
             self.bias.grad[...] = db
         return dx
 
+    # shared pieces ------------------------------------------------------------------
+    def _geometry(self, x):
+        (kh, kw), (sh, sw) = self.conv.kernel_size, self.conv.stride
+        ph, pw = self.conv.padding
+        oh, ow = (x.shape[2] + 2 * ph - kh) // sh + 1, (x.shape[3] + 2 * pw - kw) // sw + 1
+        return kh, kw, sh, sw, oh, ow
+
+    def _w2(self):
+        return self.weight.data.reshape(self.conv.out_channels, -1)
+
+    def _b(self, dtype):
+        return self.bias.data if self.bias is not None else np.zeros(self.conv.out_channels, dtype)
+
+    def _finish_direct(self, dxpad, dw, db):
+        return nc.finish(dxpad, dw, db, self.weight.data, self.conv.padding, self.needs_input_grad,
+                         self.bias is not None)
+
+    def _finish_gemm(self, dz, geo):
+        return nc.grads(dz, geo, self.weight.data, self.conv.stride, self.conv.padding, self.needs_input_grad,
+                        self.bias is not None)
+
     def clear_cache(self):
-        self._geo = self._y = self._arg = None
+        self._cache = None
 
 
 class ConvReLU(_FusedConv):
     """y = max(conv(x) + b, 0);  backward: dz = dy · [y > 0], then the convolution backward."""
 
-    def forward(self, x):
-        z, self._geo = self._gemm(x)
-        self._y = k.cnhw_to_nchw_bias(z, self._bias(x.dtype), x.shape[0], self._geo[2], self._geo[3], True)
-        return self._y
+    def _forward(self, variant, x):
+        kh, kw, sh, sw, oh, ow = self._geometry(x)
+        if variant == "direct":
+            xpad = nc.padded(x, self.conv.padding)
+            z = kd.conv_forward(xpad, self._w2(), self._b(x.dtype), kh, kw, sh, sw, oh, ow, nc.threads(len(x)))
+            np.maximum(z, 0, out=z)
+            return z, (xpad, z)
+        z, geo = nc.gemm(x, self.weight.data, self.conv.stride, self.conv.padding)
+        y = k.cnhw_to_nchw_bias(z, self._b(x.dtype), x.shape[0], oh, ow, True)
+        return y, (geo, y)
 
-    def backward(self, dy):
-        return self._grads(k.nchw_to_cnhw_relu_mask(np.ascontiguousarray(dy), self._y))
+    def _backward(self, variant, dy):
+        data, y = self._cache
+        if variant == "direct":
+            kh, kw = self.conv.kernel_size
+            sh, sw = self.conv.stride
+            out = kd.relu_mask_conv_backward(data, self._w2(), dy, y, kh, kw, sh, sw, self.needs_input_grad,
+                                             nc.threads(len(dy)))
+            return self._finish_direct(*out)
+        return self._finish_gemm(k.nchw_to_cnhw_relu_mask(dy, y), data)
 
 
 class ConvReLUMaxPool(_FusedConv):
@@ -72,26 +121,35 @@ class ConvReLUMaxPool(_FusedConv):
     def output_shape(self, in_shape):
         return self.pool.output_shape(self.conv.output_shape(in_shape))
 
-    def forward(self, x):
-        z, self._geo = self._gemm(x)
-        oh, ow = self._geo[2], self._geo[3]
+    def _forward(self, variant, x):
+        kh, kw, sh, sw, oh, ow = self._geometry(x)
         (pkh, pkw), (psh, psw) = self.pool.kernel_size, self.pool.stride
         poh, pow_ = (oh - pkh) // psh + 1, (ow - pkw) // psw + 1
-        y, self._arg = k.cnhw_bias_relu_maxpool(z, self._bias(x.dtype), x.shape[0], oh, ow,
-                                                pkh, pkw, psh, psw, poh, pow_)
-        return y
+        if variant == "direct":
+            xpad = nc.padded(x, self.conv.padding)
+            y, arg = kd.conv_relu_maxpool_forward(xpad, self._w2(), self._b(x.dtype), kh, kw, sh, sw, oh, ow,
+                                                  pkh, pkw, psh, psw, poh, pow_, nc.threads(len(x)))
+            return y, (xpad, arg, oh, ow)
+        z, geo = nc.gemm(x, self.weight.data, self.conv.stride, self.conv.padding)
+        y, arg = k.cnhw_bias_relu_maxpool(z, self._b(x.dtype), x.shape[0], oh, ow, pkh, pkw, psh, psw, poh, pow_)
+        return y, (geo, arg, oh, ow)
 
-    def backward(self, dy):
-        oh, ow = self._geo[2], self._geo[3]
-        return self._grads(k.maxpool_scatter_cnhw(np.ascontiguousarray(dy), self._arg, oh, ow))
+    def _backward(self, variant, dy):
+        data, arg, oh, ow = self._cache
+        if variant == "direct":
+            kh, kw = self.conv.kernel_size
+            sh, sw = self.conv.stride
+            out = kd.conv_relu_maxpool_backward(data, self._w2(), dy, arg, kh, kw, sh, sw, oh, ow,
+                                                self.needs_input_grad, nc.threads(len(dy)))
+            return self._finish_direct(*out)
+        return self._finish_gemm(k.maxpool_scatter_cnhw(dy, arg, oh, ow), data)
 
 
 def fusable(conv) -> bool:
     """Whether ``conv`` may run on the fused Numba path (numpy backend, numba allowed)."""
     if not isinstance(conv, Conv2D) or conv.algo not in ("auto", "numba"):
         return False
-    forced = registry.forced("conv")
-    return forced in (None, "numba") and conv.weight.data.__class__ is np.ndarray
+    return registry.forced("conv") in (None, "numba") and type(conv.weight.data) is np.ndarray
 
 
 def fuse(model):

@@ -1,9 +1,5 @@
-"""Numba CPU kernels (im2col/col2im, pooling, layouts).
+"""Numba CPU kernels: direct and im2col convolution, pooling, layouts.
 
-Importing this package sets OMP_WAIT_POLICY=PASSIVE unless the user set it: Numba's
-OpenMP threads otherwise spin between parallel regions and fight OpenBLAS's own
-threads for the cores, which made a LeNet-5 step 4× slower on a 2-core machine.
+fastcnn/__init__.py sets the thread-pool defaults these kernels rely on (OMP_WAIT_POLICY,
+OPENBLAS_THREAD_TIMEOUT); see there for why.
 """
-import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

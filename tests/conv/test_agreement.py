@@ -118,3 +118,23 @@ def test_im2col_buffer_is_bounded(monkeypatch):
 
 def test_backend_array_module():
     assert backend.array_module(np.zeros(1)) is np
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("variant", ["direct", "gemm"])
+@pytest.mark.parametrize("geom", _random_geometries(8, seed=5), ids=lambda g: "x".join(map(str, g[:3])) + f"k{g[4]}s{g[5]}p{g[6]}")
+def test_numba_variants_agree_with_naive(variant, geom, dtype):
+    """Both Numba variants, whichever the per-shape timing would pick."""
+    from fastcnn.conv import numba_conv
+    n, c, f, hw, k, s, p = geom
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((n, c) + hw).astype(dtype)
+    w = rng.standard_normal((f, c) + k).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype)
+    y_ref, cache_ref = CONV["naive"].forward(x, w, b, s, p)
+    y, cache = numba_conv._forward(variant, x, w, b, s, p)
+    assert cache[0] == variant
+    assert _rel(y, y_ref) <= TOLS[dtype]
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    for a, r in zip(numba_conv.backward(dy, cache, True), CONV["naive"].backward(dy, cache_ref, True)):
+        assert a.dtype == dtype and _rel(a, r) <= TOLS[dtype]

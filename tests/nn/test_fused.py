@@ -19,12 +19,16 @@ def _pair(dtype, c=3, f=4, k=3, s=1, p=1, pool=(2, 2)):
     return ref, fused, x
 
 
+@pytest.mark.parametrize("variant", ["direct", "gemm"])
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
 @pytest.mark.parametrize("geom", [dict(), dict(k=(3, 2), s=2, p=0, pool=(3, 2)), dict(pool=None), dict(c=1, f=6, k=5, p=2)])
-def test_fused_matches_unfused(dtype, tol, geom):
+def test_fused_matches_unfused(dtype, tol, geom, variant, monkeypatch):
+    from fastcnn.conv import numba_conv
+    monkeypatch.setattr(numba_conv, "choose", lambda key, trials: variant)
     ref, fused, x = _pair(dtype, **geom)
     assert isinstance(fused[0], ConvReLUMaxPool if geom.get("pool", (2, 2)) else ConvReLU)
     y_ref, y = ref.forward(x), fused.forward(x)
+    assert fused[0].variant == variant
     np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol)
     dy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
     dx_ref = ref.backward(dy)
@@ -35,7 +39,10 @@ def test_fused_matches_unfused(dtype, tol, geom):
         np.testing.assert_allclose(b, a, rtol=tol, atol=tol * 10)
 
 
-def test_fused_gradient_check():
+@pytest.mark.parametrize("variant", ["direct", "gemm"])
+def test_fused_gradient_check(variant, monkeypatch):
+    from fastcnn.conv import numba_conv
+    monkeypatch.setattr(numba_conv, "choose", lambda key, trials: variant)
     ref, fused, x = _pair(np.float64)
     fused.needs_input_grad = True
     errs = check_layer(fused[0], x * 4)  # spread values apart: no ties inside pooling windows
