@@ -25,6 +25,8 @@ import statistics
 import sys
 import time
 
+import fastcnn  # noqa: F401  (before torch/numpy: fastcnn sets its thread-pool defaults at import)
+
 INSTALL = ("PyTorch is not installed: run  pip install torch==2.13.0  (the CPU wheel on these machines)"
            "  or  pip install '.[bench]'  from the fastcnn checkout")
 EVAL_EVERY = 50

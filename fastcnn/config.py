@@ -44,7 +44,7 @@ class TrainConfig:
         """A copy with the recipe's values filled in, checked; raises ValueError naming the bad setting."""
         r = models.recipe(self.model)
         c = dataclasses.replace(self)
-        for name in ("epochs", "batch_size", "optimizer", "lr", "schedule", "weight_decay"):
+        for name in ("epochs", "batch_size", "optimizer", "lr", "schedule", "weight_decay", "target_acc"):
             if getattr(c, name) is None:
                 setattr(c, name, getattr(r, name))
         c.check()

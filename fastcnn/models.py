@@ -51,16 +51,21 @@ class Recipe:
     schedule: str = "none"
     weight_decay: float = 0.0
     schedule_args: dict = field(default_factory=dict)
+    #: stop once test accuracy reaches this (None: run the whole schedule)
+    target_acc: float | None = None
 
 
+# Recipes measured on full MNIST (README, "Choosing the default"): compact with Adam lr 5e-3,
+# batch 64 reached 97 % soonest of the candidates tried (≈ 1.7 s of training on a 2-core CPU)
+# and its 6-epoch cosine schedule ends at ≈ 98.7 %; a run stops early if it reaches 99 %.
 PRESETS = {
-    "lenet5": (lenet5, Recipe()),
-    "compact": (compact, Recipe()),
-    "mlp": (mlp, Recipe()),
+    "lenet5": (lenet5, Recipe("adam", 3e-3, 128, 8, "cosine", target_acc=0.99)),
+    "compact": (compact, Recipe("adam", 5e-3, 64, 6, "cosine", target_acc=0.99)),
+    "mlp": (mlp, Recipe("adam", 1e-3, 128, 5, "cosine", target_acc=0.99)),
 }
 
-#: The preset `fastcnn train` uses when none is named.
-DEFAULT = "lenet5"
+#: The preset `fastcnn train` uses when none is named: the one that reaches 97 % soonest.
+DEFAULT = "compact"
 
 
 def names() -> list:

@@ -35,6 +35,9 @@ EVAL_EVERY = 50
 ASSUMED_STEPS_TO_97 = 469
 
 
+from ..nn.fused import fuse  # noqa: E402
+
+
 class Stepper:
     """One training step of a preset with its recipe: forward, loss, backward, optimizer.step()."""
 
@@ -44,11 +47,13 @@ class Stepper:
         self.model.train()
         self.optimizer = optim.make(r.optimizer, self.model.parameters(), r.lr, weight_decay=r.weight_decay)
         self.loss_fn = SoftmaxCrossEntropy()
+        # what the Trainer runs: fused Conv→ReLU→Pool layers on the Numba path when allowed
+        self.net = fuse(self.model) if xp is np else self.model
 
     def __call__(self, xb, yb):
-        logits = self.model.forward(xb)
+        logits = self.net.forward(xb)
         loss = self.loss_fn.forward(logits, yb)
-        self.model.backward(self.loss_fn.backward())
+        self.net.backward(self.loss_fn.backward())
         self.optimizer.step()
         return loss
 
