@@ -130,6 +130,7 @@ def throughput(args, bs, data, torch, log=print) -> dict:
     batches = fixed_batches(data, 8, bs)
     for step in (fc, tc):  # warm-up: auto-tune, compilation, first allocations
         run_steps(step, batches, 3)
+    fc.tune(*batches[0])  # BLAS threads for the fused path, as the Trainer's warm-up does
     fc_sps, tc_sps, ratios = [], [], []
     for r in range(args.rounds):
         times = {}
@@ -158,6 +159,7 @@ def time_to_97(args, data, torch, log=print) -> dict:
     r = models.recipe(args.model)
     warm = Stepper(args.model)  # compile and auto-tune on a throw-away model, outside the clock
     run_steps(warm, fixed_batches(data, 3, r.batch_size), 3)
+    warm.tune(*fixed_batches(data, 1, r.batch_size)[0])  # process-wide, as the Trainer's warm-up
     fc = Stepper(args.model)
     tc = TorchStepper(fc.model, r, torch)
     run_steps(TorchStepper(warm.model, r, torch), fixed_batches(data, 3, r.batch_size), 3)

@@ -42,6 +42,8 @@ def _add_train(sub):
     p.add_argument("--dtype", default=None, choices=["float32", "float64"])
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR where it stopped")
     p.add_argument("--profile", action="store_true", help="print forward/backward time per layer")
+    p.add_argument("--deterministic", action="store_true", default=None,
+                   help="no timing-based choices of algorithms: the same seed gives the same history")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -110,6 +112,7 @@ def cmd_train(args) -> int:
              "seed": args.seed, "data_dir": args.data_dir, "out": args.out, "conv_algo": args.conv_algo,
              "threads": args.threads, "eval_every": args.eval_every, "val_fraction": args.val_fraction,
              "label_smoothing": args.label_smoothing, "dtype": args.dtype, "profile": args.profile or None,
+             "deterministic": args.deterministic,
              "progress": False if args.no_progress else None}
     given = {k: v for k, v in given.items() if v is not None}
     from .cli_tools import train_settings
@@ -125,9 +128,12 @@ def cmd_train(args) -> int:
     m = trainer.fit()
     print(f"test accuracy {m['test_accuracy']:.4f} after {m['epochs']:.2f} epochs, "
           f"{m['train_seconds']:.1f} s of training ({m['samples_per_second']:,.0f} samples/s); status {m['status']}")
+    for level, at in m["milestones"].items():
+        print(f"test accuracy ≥ {float(level):.1%} first seen after {at['train_seconds']:.2f} s of training "
+              f"(step {at['step']})")
     if c.target_acc is not None:
         t = m["target_reached_seconds"]
-        print(f"target {c.target_acc:.2%}: " + (f"reached after {t:.1f} s of training" if t is not None else "not reached"))
+        print(f"target {c.target_acc:.2%}: " + (f"reached after {t:.2f} s of training" if t is not None else "not reached"))
     if "profile" in m:
         print(m["profile"])
     print(f"run written to {trainer.out}")

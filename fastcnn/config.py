@@ -34,6 +34,8 @@ class TrainConfig:
     profile: bool = False
     #: run Conv2D→ReLU(→MaxPool2D) as one fused Numba layer on the CPU (same results, faster)
     fuse: bool = True
+    #: no timing-based choices (conv variants, BLAS threads): same seed -> same history, bit for bit
+    deterministic: bool = False
     progress: bool = True
     augment: str | None = None  # e.g. "shift=0.1,rotate=10" (fastcnn.augment)
     augment_mistakes: bool = False  # add augmented copies of misclassified training images each epoch

@@ -58,6 +58,40 @@ def evaluate(model, x_uint8, y, batch_size: int = 1000) -> dict:
     return {"accuracy": acc, "loss": loss}
 
 
+def tune_blas_threads(net, model, loss_fn, xb, yb):
+    """On the fused Numba path, time a few forward/backward passes of ``net`` with BLAS on all
+    threads and on one, keep the faster (process-wide) and return it; None when Numba has one
+    thread. With BLAS on one thread OpenBLAS has no worker threads to spin against Numba's: at
+    batch ≥ 128 this was up to 1.5× faster per LeNet-5 step on a 2-core machine, at batch 32–64
+    up to 1.2× slower, hence a measurement rather than a rule. No parameter changes (no optimizer
+    step) and batch-norm statistics are restored."""
+    from . import threads
+
+    n = threads.numba_threads()
+    if n < 2:
+        return None
+    saved = [(layer, {k: b.copy() for k, b in layer.buffers().items()}) for layer in model.layers]
+    best, best_t = None, float("inf")
+    for blas in (n, 1):
+        threads.set_blas_threads(blas)
+        times = []
+        for i in range(6):
+            t0 = time.perf_counter()
+            loss_fn.forward(net.forward(xb), yb)
+            net.backward(loss_fn.backward())
+            if i >= 2:  # the first passes choose the conv variants for this setting
+                times.append(time.perf_counter() - t0)
+        t = sorted(times)[len(times) // 2]
+        if t < best_t:
+            best, best_t = blas, t
+    threads.set_blas_threads(best)
+    for layer, bufs in saved:
+        for k, b in bufs.items():
+            getattr(layer, k)[...] = b
+    net.clear_cache()
+    return best
+
+
 def default_run_dir(model: str) -> Path:
     return Path("runs") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
 
@@ -78,6 +112,7 @@ class Trainer:
             from .threads import set_threads
             set_threads(c.threads)
         registry.force("conv", c.conv_algo)
+        registry.set_deterministic(c.deterministic)
         self.dtype = np.dtype(c.dtype)
         self.model = model if model is not None else models.build(c.model, seed=c.seed)
         self.model.to(self.xp, self.dtype)
@@ -262,6 +297,8 @@ class Trainer:
         for layer, bufs in saved:
             for n, b in bufs.items():
                 getattr(layer, n)[...] = b
+        if self.xp is np and self.net is not self.model and not self.config.deterministic:
+            self.state["blas_threads"] = tune_blas_threads(self.net, self.model, self.loss_fn, xb, yb)
         self.net.clear_cache()
         backend.synchronize(self.xp)
         self.state["compile_seconds"] = self.state.get("compile_seconds", 0.0) + time.perf_counter() - t0
@@ -327,6 +364,7 @@ class Trainer:
             "milestones": s["milestones"],
             "eval_seconds": s["eval_seconds"],
             "compile_seconds": s.get("compile_seconds", 0.0),
+            "blas_threads": s.get("blas_threads"),
             "status": self.status,
         }
         if s.get("best_accuracy") is not None:

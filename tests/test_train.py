@@ -40,8 +40,8 @@ def test_run_directory_and_metrics(tmp_path, small):
 
 
 def test_same_seed_same_history(tmp_path, small):
-    a = Trainer(_cfg(tmp_path / "a", eval_every=4), data=small).fit()
-    b = Trainer(_cfg(tmp_path / "b", eval_every=4), data=small).fit()
+    a = Trainer(_cfg(tmp_path / "a", eval_every=4, deterministic=True), data=small).fit()
+    b = Trainer(_cfg(tmp_path / "b", eval_every=4, deterministic=True), data=small).fit()
     ha = json.loads((tmp_path / "a" / "run" / "history.json").read_text())
     hb = json.loads((tmp_path / "b" / "run" / "history.json").read_text())
     strip = lambda h: [{k: v for k, v in r.items() if k != "train_seconds"} for r in h]  # noqa: E731
@@ -52,9 +52,9 @@ def test_same_seed_same_history(tmp_path, small):
 def test_resume_continues_exactly(tmp_path, small):
     """A run stopped mid-epoch (here by its time budget) and resumed ends with the weights of
     the same run done in one go: same batches, optimizer state and schedule position."""
-    full = Trainer(_cfg(tmp_path / "full", epochs=2), data=small)
+    full = Trainer(_cfg(tmp_path / "full", epochs=2, deterministic=True), data=small)
     full.fit()
-    cut = Trainer(_cfg(tmp_path / "cut", epochs=2, time_budget=0.02), data=small)
+    cut = Trainer(_cfg(tmp_path / "cut", epochs=2, time_budget=0.02, deterministic=True), data=small)
     cut.fit()
     assert 0 < cut.state["step"] < 24
     resumed = Trainer.resume(tmp_path / "cut" / "run", data=small, time_budget=1e9)

@@ -50,6 +50,12 @@ class Stepper:
         # what the Trainer runs: fused Conv→ReLU→Pool layers on the Numba path when allowed
         self.net = fuse(self.model) if xp is np else self.model
 
+    def tune(self, xb, yb):
+        """What the Trainer does in its warm-up: pick BLAS threads for the fused path."""
+        if self.net is not self.model:
+            from ..train import tune_blas_threads
+            tune_blas_threads(self.net, self.model, self.loss_fn, xb, yb)
+
     def __call__(self, xb, yb):
         logits = self.net.forward(xb)
         loss = self.loss_fn.forward(logits, yb)

@@ -15,6 +15,8 @@ import numba
 import numpy as np
 
 from ..kernels.cpu import conv as kd
+from ..threads import blas_threads
+from . import registry
 from ..kernels.cpu import im2col as k
 from .common import check_geometry, pad, unpad
 
@@ -29,7 +31,10 @@ def threads(n: int) -> int:
 
 def choose(key, trials: dict) -> str:
     """The fastest variant for ``key``: each of ``trials`` (name -> callable running a forward
-    and a backward) is run once to compile, then timed (best of 3); the winner is remembered."""
+    and a backward) is run once to compile, then timed (best of 3); the winner is remembered.
+    Keys include the BLAS thread count: "gemm" depends on it, "direct" does not."""
+    if registry.deterministic():
+        return "direct"  # no timing, no BLAS: the same sums in the same order on every run
     if key not in _chosen:
         best, best_t = None, float("inf")
         for name, run in trials.items():
@@ -87,7 +92,7 @@ def finish(dxpad, dw, db, w, padding, need_dx, has_b):
 
 def forward(x, w, b, stride, padding):
     """x (N, C, H, W), w (F, C, kh, kw), b (F,) or None -> y (N, F, oh, ow), cache."""
-    key = (x.shape, x.dtype.str, w.shape, stride, padding)
+    key = (x.shape, x.dtype.str, w.shape, stride, padding, blas_threads())
     variant = _chosen.get(key)
     if variant is None:
         def trial(v):

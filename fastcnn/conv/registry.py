@@ -49,6 +49,21 @@ CONV: dict[str, Algo] = {}
 POOL: dict[str, Algo] = {}
 _forced = {"conv": None, "pool": None}
 _choices: dict = {}
+_deterministic = False
+#: The fixed choice of 'auto' in deterministic mode: the first available of these.
+PREFERENCE = ("numba", "cuda", "im2col", "vectorised", "einsum", "naive")
+
+
+def set_deterministic(flag: bool) -> None:
+    """Deterministic mode: 'auto' takes a fixed choice instead of timing the candidates (whose
+    winner, and so the rounding of every sum, can change from run to run, as with
+    cudnn.benchmark). Same seed, same machine -> the same history, bit for bit."""
+    global _deterministic
+    _deterministic = bool(flag)
+
+
+def deterministic() -> bool:
+    return _deterministic
 
 
 def register(table: dict, algo: Algo) -> Algo:
@@ -92,6 +107,8 @@ def resolve(kind: str, requested: str, xp, key: tuple, trial: Callable) -> Algo:
             algo.check()  # raises with the reason when there is one
             raise ValueError(f"{kind} algorithm {name!r} does not run on backend {backend.name_of(xp)}")
         return algo
+    if _deterministic:
+        return next(table[n] for n in PREFERENCE if n in table and table[n].available(xp))
     full_key = (kind, backend.name_of(xp)) + key
     if full_key not in _choices:
         best, best_t = None, float("inf")

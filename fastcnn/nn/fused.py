@@ -16,6 +16,7 @@ from ..conv import numba_conv as nc
 from ..conv import registry
 from ..kernels.cpu import conv as kd
 from ..kernels.cpu import im2col as k
+from ..threads import blas_threads
 from .activation import ReLU
 from .conv import Conv2D
 from .module import Layer
@@ -42,7 +43,8 @@ class _FusedConv(Layer):
 
     def forward(self, x):
         x = np.ascontiguousarray(x)
-        key = (type(self).__name__, x.shape, x.dtype.str, self.weight.data.shape, self.conv.stride, self.conv.padding)
+        key = (type(self).__name__, x.shape, x.dtype.str, self.weight.data.shape, self.conv.stride,
+               self.conv.padding, blas_threads())
         if self.variant is None or self._key != key:
             def trial(v):
                 def run():
