@@ -35,7 +35,7 @@ def load_npz(path) -> dict:
     """Read an .npz written by ``save_npz`` (pickle refused) into a dict of arrays."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no such checkpoint: {path}")
+        raise FileNotFoundError(f"no such file: {path}")
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}

@@ -207,14 +207,13 @@ def _from_arrays(arrays: dict, path, kind: str) -> Dataset:
 
 def load_npz_dataset(path) -> Dataset:
     """A Dataset from a Keras-style ``mnist.npz`` (x_train, y_train, x_test, y_test); no pickle."""
+    from ..io import load_npz
+
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception as e:
-        raise DataError(f"{path}: not a readable .npz file ({e})") from e
+        arrays = load_npz(path)  # FileNotFoundError when missing; pickle refused
+    except ValueError as e:
+        raise DataError(str(e)) from e
     return _from_arrays(arrays, path, ".npz")
 
 

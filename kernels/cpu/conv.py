@@ -119,26 +119,6 @@ def conv_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, nt):
 
 
 @njit(parallel=True, **OPTS)
-def conv_backward(xpad, w2, dy, kh, kw, sh, sw, need_dx, nt):
-    """dy (N, F, oh, ow) -> dxpad (N, C, Hp, Wp) (or a dummy), dw (F, C·kh·kw), db (F,)."""
-    n, nf, oh, ow = dy.shape
-    nk = w2.shape[1]
-    dw_t = np.zeros((nt, nf, nk), dtype=w2.dtype)
-    db_t = np.zeros((nt, nf), dtype=w2.dtype)
-    dxpad = np.zeros(xpad.shape if need_dx else (1, 1, 1, 1), dtype=xpad.dtype)
-    dy3 = dy.reshape(n, nf, oh * ow)
-    for t in prange(nt):
-        cols = np.empty((nk, oh * ow), dtype=xpad.dtype)
-        dcols = np.empty((nk, oh * ow) if need_dx else (1, 1), dtype=xpad.dtype)
-        for s in range(t, n, nt):
-            _unroll(xpad[s], kh, kw, sh, sw, oh, ow, cols)
-            _grads(w2, cols, dy3[s], dw_t[t], db_t[t], dcols, need_dx)
-            if need_dx:
-                _fold(dcols, kh, kw, sh, sw, oh, ow, dxpad[s])
-    return dxpad, dw_t.sum(axis=0), db_t.sum(axis=0)
-
-
-@njit(parallel=True, **OPTS)
 def conv_relu_maxpool_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, pkh, pkw, psh, psw, poh, pow_, nt):
     """maxpool(relu(conv(xpad))) -> y (N, F, poh, pow), arg int32 (same shape).
 
@@ -176,26 +156,39 @@ def conv_relu_maxpool_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, pkh, pkw, psh
     return y, arg
 
 
+PLAIN, RELU, MAXPOOL = 0, 1, 2  # how a backward pass turns dy into dz
+
+
 @njit(parallel=True, **OPTS)
-def conv_relu_maxpool_backward(xpad, w2, dy, arg, kh, kw, sh, sw, oh, ow, need_dx, nt):
-    """dy, arg (N, F, poh, pow) -> dxpad (N, C, Hp, Wp) (or a dummy), dw (F, C·kh·kw), db (F,)."""
-    n, nf, poh, pow_ = dy.shape
+def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, nt):
+    """The backward of every direct kernel; ``mode`` says how dz (F, oh·ow) comes from dy:
+    PLAIN dz = dy;  RELU dz = dy · [aux > 0] (aux = the layer's output y);
+    MAXPOOL dz = dy (N, F, poh, pow) scattered to aux = arg (−1: no gradient).
+    Returns dxpad (N, C, Hp, Wp) (or a dummy), dw (F, C·kh·kw), db (F,)."""
+    n, nf = dy.shape[0], dy.shape[1]
     nk = w2.shape[1]
     dw_t = np.zeros((nt, nf, nk), dtype=w2.dtype)
     db_t = np.zeros((nt, nf), dtype=w2.dtype)
     dxpad = np.zeros(xpad.shape if need_dx else (1, 1, 1, 1), dtype=xpad.dtype)
     for t in prange(nt):
         cols = np.empty((nk, oh * ow), dtype=xpad.dtype)
-        dz = np.empty((nf, oh * ow), dtype=xpad.dtype)
+        dz = np.zeros((nf, oh * ow), dtype=xpad.dtype)
         dcols = np.empty((nk, oh * ow) if need_dx else (1, 1), dtype=xpad.dtype)
         for s in range(t, n, nt):
-            dz[...] = 0
-            for f in range(nf):
-                for u in range(poh):
-                    for v in range(pow_):
-                        a = arg[s, f, u, v]
-                        if a >= 0:
-                            dz[f, a] += dy[s, f, u, v]
+            if mode == MAXPOOL:
+                dz[...] = 0
+                for f in range(nf):
+                    for u in range(dy.shape[2]):
+                        for v in range(dy.shape[3]):
+                            a = int(aux[s, f, u, v])
+                            if a >= 0:
+                                dz[f, a] += dy[s, f, u, v]
+            else:
+                for f in range(nf):
+                    for i in range(oh):
+                        for j in range(ow):
+                            g = dy[s, f, i, j]
+                            dz[f, i * ow + j] = g if mode == PLAIN or aux[s, f, i, j] > 0 else 0
             _unroll(xpad[s], kh, kw, sh, sw, oh, ow, cols)
             _grads(w2, cols, dz, dw_t[t], db_t[t], dcols, need_dx)
             if need_dx:
@@ -203,26 +196,16 @@ def conv_relu_maxpool_backward(xpad, w2, dy, arg, kh, kw, sh, sw, oh, ow, need_d
     return dxpad, dw_t.sum(axis=0), db_t.sum(axis=0)
 
 
-@njit(parallel=True, **OPTS)
+def conv_backward(xpad, w2, dy, kh, kw, sh, sw, need_dx, nt):
+    """dy (N, F, oh, ow) -> dxpad, dw (F, C·kh·kw), db (F,): the backward of conv_forward."""
+    return _backward(xpad, w2, dy, dy, PLAIN, kh, kw, sh, sw, dy.shape[2], dy.shape[3], need_dx, nt)
+
+
 def relu_mask_conv_backward(xpad, w2, dy, y, kh, kw, sh, sw, need_dx, nt):
-    """The backward of relu(conv(xpad)): dz = dy · [y > 0], then as conv_backward."""
-    n, nf, oh, ow = dy.shape
-    nk = w2.shape[1]
-    dw_t = np.zeros((nt, nf, nk), dtype=w2.dtype)
-    db_t = np.zeros((nt, nf), dtype=w2.dtype)
-    dxpad = np.zeros(xpad.shape if need_dx else (1, 1, 1, 1), dtype=xpad.dtype)
-    dy3 = dy.reshape(n, nf, oh * ow)
-    y3 = y.reshape(n, nf, oh * ow)
-    for t in prange(nt):
-        cols = np.empty((nk, oh * ow), dtype=xpad.dtype)
-        dz = np.empty((nf, oh * ow), dtype=xpad.dtype)
-        dcols = np.empty((nk, oh * ow) if need_dx else (1, 1), dtype=xpad.dtype)
-        for s in range(t, n, nt):
-            for f in range(nf):
-                for l in range(oh * ow):
-                    dz[f, l] = dy3[s, f, l] if y3[s, f, l] > 0 else 0
-            _unroll(xpad[s], kh, kw, sh, sw, oh, ow, cols)
-            _grads(w2, cols, dz, dw_t[t], db_t[t], dcols, need_dx)
-            if need_dx:
-                _fold(dcols, kh, kw, sh, sw, oh, ow, dxpad[s])
-    return dxpad, dw_t.sum(axis=0), db_t.sum(axis=0)
+    """The backward of relu(conv(xpad)) with y its output: dz = dy · [y > 0]."""
+    return _backward(xpad, w2, dy, y, RELU, kh, kw, sh, sw, dy.shape[2], dy.shape[3], need_dx, nt)
+
+
+def conv_relu_maxpool_backward(xpad, w2, dy, arg, kh, kw, sh, sw, oh, ow, need_dx, nt):
+    """dy, arg (N, F, poh, pow) -> the backward of conv_relu_maxpool_forward."""
+    return _backward(xpad, w2, dy, arg, MAXPOOL, kh, kw, sh, sw, oh, ow, need_dx, nt)
