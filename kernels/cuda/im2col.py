@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from numba import cuda
 
-from .launch import expect_shape, grid, out_size, scalar, size, stream_for
+from .launch import expect_shape, grid, out_size, scalar, size, stream_for, unravel
 
 
 @cuda.jit
@@ -59,10 +59,7 @@ def col2im_kernel(cols, dx, kh, kw, sh, sw, ph, pw, oh, ow, zero):
     nb, c_, hh, ww = dx.shape
     if t >= nb * c_ * hh * ww:
         return
-    w = t % ww
-    h = (t // ww) % hh
-    c = (t // (ww * hh)) % c_
-    n = t // (ww * hh * c_)
+    n, c, h, w = unravel(t, c_, hh, ww)
     hp = h + ph
     wp = w + pw
     acc = zero

@@ -17,6 +17,12 @@ from numba import cuda
 THREADS = 256
 
 
+@cuda.jit(device=True)
+def unravel(t, d1, d2, d3):
+    """The (a, b, c, d) index of flat position t in a C-ordered array of shape (·, d1, d2, d3)."""
+    return t // (d3 * d2 * d1), (t // (d3 * d2)) % d1, (t // d3) % d2, t % d3
+
+
 def simulated() -> bool:
     """True when numba.cuda is Numba's CUDA simulator (kernels run as Python on the host)."""
     return "simulator" in getattr(cuda.jit, "__module__", "")

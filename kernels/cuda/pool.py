@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from numba import cuda
 
-from .launch import expect_shape, grid, out_size, scalar, size, stream_for
+from .launch import expect_shape, grid, out_size, scalar, size, stream_for, unravel
 
 
 @cuda.jit
@@ -27,10 +27,7 @@ def max_forward_kernel(x, y, arg, kh, kw, sh, sw, ph, pw, neg_inf):
     nb, cc, oh, ow = y.shape
     if t >= nb * cc * oh * ow:
         return
-    j = t % ow
-    i = (t // ow) % oh
-    c = (t // (ow * oh)) % cc
-    n = t // (ow * oh * cc)
+    n, c, i, j = unravel(t, cc, oh, ow)
     hh, ww = x.shape[2], x.shape[3]
     best = neg_inf
     bk = 0
@@ -55,10 +52,7 @@ def max_backward_kernel(dy, arg, dx, kh, kw, sh, sw, ph, pw, zero):
     nb, cc, hh, ww = dx.shape
     if t >= nb * cc * hh * ww:
         return
-    w = t % ww
-    h = (t // ww) % hh
-    c = (t // (ww * hh)) % cc
-    n = t // (ww * hh * cc)
+    n, c, h, w = unravel(t, cc, hh, ww)
     oh, ow = dy.shape[2], dy.shape[3]
     hp = h + ph
     wp = w + pw
@@ -80,10 +74,7 @@ def avg_forward_kernel(x, y, kh, kw, sh, sw, ph, pw, zero, area):
     nb, cc, oh, ow = y.shape
     if t >= nb * cc * oh * ow:
         return
-    j = t % ow
-    i = (t // ow) % oh
-    c = (t // (ow * oh)) % cc
-    n = t // (ow * oh * cc)
+    n, c, i, j = unravel(t, cc, oh, ow)
     hh, ww = x.shape[2], x.shape[3]
     acc = zero
     for p in range(kh):
@@ -103,10 +94,7 @@ def avg_backward_kernel(dy, dx, kh, kw, sh, sw, ph, pw, zero, area):
     nb, cc, hh, ww = dx.shape
     if t >= nb * cc * hh * ww:
         return
-    w = t % ww
-    h = (t // ww) % hh
-    c = (t // (ww * hh)) % cc
-    n = t // (ww * hh * cc)
+    n, c, h, w = unravel(t, cc, hh, ww)
     oh, ow = dy.shape[2], dy.shape[3]
     hp = h + ph
     wp = w + pw
