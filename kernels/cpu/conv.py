@@ -44,17 +44,21 @@ def _unroll(xs, kh, kw, sh, sw, oh, ow, cols):
 
 @njit(inline="always", **OPTS)
 def _matmul(w2, b, cols, z):
-    """z (F, L) = b + w2 (F, K) @ cols (K, L), the inner loop along L."""
+    """z (F, L) = b + w2 (F, K) @ cols (K, L), the inner loop along L; k outermost, so each row
+    of cols is read once while it is in L1 (cols is the larger operand)."""
     nf, nk = w2.shape
+    nl = z.shape[1]
     for f in range(nf):
-        zr = z[f]
         bf = b[f]
-        for l in range(zr.shape[0]):
+        zr = z[f]
+        for l in range(nl):
             zr[l] = bf
-        for k in range(nk):
+    for k in range(nk):
+        cr = cols[k]
+        for f in range(nf):
             a = w2[f, k]
-            cr = cols[k]
-            for l in range(zr.shape[0]):
+            zr = z[f]
+            for l in range(nl):
                 zr[l] += a * cr[l]
 
 
@@ -77,7 +81,8 @@ def _fold(dcols, kh, kw, sh, sw, oh, ow, dxs):
 @njit(inline="always", **OPTS)
 def _grads(w2, cols, dz, dw, db, dcols, need_dx):
     """Accumulate db (F,) and dw (F, K) from dz (F, L) and cols (K, L) as long dot products
-    along L; dcols = w2ᵀ @ dz when need_dx, as axpys along L."""
+    along L (k outermost: each row of cols is read once); dcols = w2ᵀ @ dz when need_dx,
+    as axpys along L."""
     nf, nk = w2.shape
     nl = dz.shape[1]
     for f in range(nf):
@@ -86,8 +91,10 @@ def _grads(w2, cols, dz, dw, db, dcols, need_dx):
         for l in range(nl):
             acc += dr[l]
         db[f] += acc
-        for k in range(nk):
-            cr = cols[k]
+    for k in range(nk):
+        cr = cols[k]
+        for f in range(nf):
+            dr = dz[f]
             acc = dz.dtype.type(0)
             for l in range(nl):
                 acc += dr[l] * cr[l]
