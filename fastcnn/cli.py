@@ -89,6 +89,9 @@ def _set_thread_env(n):
 
 
 def main(argv=None) -> int:
+    if argv is None:  # run as a command, not called from Python: OpenBLAS reads its env at start
+        from .threads import reexec_with_env
+        reexec_with_env(["-m", "fastcnn"] + sys.argv[1:])
     args = build_parser().parse_args(argv)
     _set_thread_env(getattr(args, "threads", None))
     from .backend import BackendError

@@ -2,6 +2,13 @@
 from __future__ import annotations
 
 import os
+import sys
+
+#: OpenBLAS's idle worker threads spin for about 2**N cycles before sleeping. Its default (N≈28)
+#: keeps them spinning through a whole training step, on the cores Numba's threads need;
+#: N=4 lets them sleep at once. OpenBLAS reads this only from the environment the process
+#: started with (setting it later from Python had no effect), hence ``reexec_with_env``.
+BLAS_ENV = {"OPENBLAS_THREAD_TIMEOUT": "4"}
 
 _blas = None  # the BLAS thread count last set here (None: the library's own default)
 _limits = None
@@ -45,3 +52,17 @@ def numba_threads() -> int:
     import numba
 
     return numba.get_num_threads()
+
+
+def reexec_with_env(argv: list) -> None:
+    """Restart this process as ``python argv...`` with ``BLAS_ENV`` in its environment, unless
+    those variables are already set (by the user, or by an earlier restart). Interleaved runs
+    of a LeNet-5 step on the 2-core machine: ≈ 9.5 ms without, ≈ 5.9 ms with. Set
+    FASTCNN_NO_REEXEC=1 to keep the process as it is."""
+    if os.environ.get("FASTCNN_NO_REEXEC") or all(k in os.environ for k in BLAS_ENV):
+        return
+    for k, v in BLAS_ENV.items():
+        os.environ.setdefault(k, v)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable] + list(argv))
