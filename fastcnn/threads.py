@@ -59,7 +59,7 @@ def reexec_with_env(argv: list) -> None:
     those variables are already set (by the user, or by an earlier restart). Interleaved runs
     of a LeNet-5 step on the 2-core machine: ≈ 9.5 ms without, ≈ 5.9 ms with. Set
     FASTCNN_NO_REEXEC=1 to keep the process as it is."""
-    if os.environ.get("FASTCNN_NO_REEXEC") or all(k in os.environ for k in BLAS_ENV):
+    if os.environ.get("FASTCNN_NO_REEXEC") or all(k in os.environ for k in BLAS_ENV) or not sys.executable:
         return
     for k, v in BLAS_ENV.items():
         os.environ.setdefault(k, v)
