@@ -153,3 +153,23 @@ def test_he_and_xavier_initialisation():
     assert w_relu.dtype == np.float32
     a, b = models.build("lenet5", seed=3), models.build("lenet5", seed=3)
     assert all((p.data == q.data).all() for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_ctrl_c_stops_cleanly_after_saving(tmp_path, small):
+    t = Trainer(_cfg(tmp_path, epochs=2, deterministic=True), data=small)
+    real_step, calls = t.optimizer.step, []
+
+    def step():
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        real_step()
+
+    t.optimizer.step = step
+    m = t.fit()
+    assert m["status"] == "interrupted" and m["steps"] == 4
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "interrupted"
+    resumed = Trainer.resume(tmp_path / "run", data=small)
+    assert resumed.state["step"] == 4
+    resumed.fit()
+    assert resumed.state["step"] == 24
