@@ -159,8 +159,8 @@ def time_to_97(args, data, torch, log=print) -> dict:
     r = models.recipe(args.model)
     warm = Stepper(args.model)  # compile and auto-tune on a throw-away model, outside the clock
     run_steps(warm, fixed_batches(data, 3, r.batch_size), 3)
-    warm.tune(*fixed_batches(data, 1, r.batch_size)[0])  # process-wide, as the Trainer's warm-up
     fc = Stepper(args.model)
+    fc.tune(*fixed_batches(data, 1, r.batch_size)[0])  # as the Trainer's warm-up (no update)
     tc = TorchStepper(fc.model, r, torch)
     run_steps(TorchStepper(warm.model, r, torch), fixed_batches(data, 3, r.batch_size), 3)
     it = BatchIterator(data.x_train, np.asarray(data.y_train, np.int64), r.batch_size, shuffle=True, seed=0)

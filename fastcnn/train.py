@@ -58,38 +58,59 @@ def evaluate(model, x_uint8, y, batch_size: int = 1000) -> dict:
     return {"accuracy": acc, "loss": loss}
 
 
-def tune_blas_threads(net, model, loss_fn, xb, yb):
-    """On the fused Numba path, time a few forward/backward passes of ``net`` with BLAS on all
-    threads and on one, keep the faster (process-wide) and return it; None when Numba has one
-    thread. With BLAS on one thread OpenBLAS has no worker threads to spin against Numba's: at
-    batch ≥ 128 this was up to 1.5× faster per LeNet-5 step on a 2-core machine, at batch 32–64
-    up to 1.2× slower, hence a measurement rather than a rule. No parameter changes (no optimizer
-    step) and batch-norm statistics are restored."""
+def tune_fused(net, model, loss_fn, xb, yb):
+    """Tune the fused Numba path in context: for BLAS on all threads and on one, pick each fused
+    layer's variant (direct / gemm) by timing whole forward+backward passes of ``net``, then keep
+    the fastest setting (BLAS threads are process-wide). Returns the BLAS thread count, or None
+    when Numba has a single thread.
+
+    Why in context: a layer timed alone can favour "gemm" while, inside a step, handing the cores
+    from Numba's threads to OpenBLAS's and back costs more than it saved (lenet5, batch 128:
+    4.9–5.7 ms per step with both convolutions direct, 6.6–9.5 ms with the second one gemm). And
+    BLAS on one thread leaves OpenBLAS no workers to spin against Numba's: up to 1.5× faster at
+    batch ≥ 128, up to 1.2× slower at batch 32–64. No parameter changes (no optimizer step);
+    batch-norm statistics are restored."""
     from . import threads
+    from .conv.numba_conv import VARIANTS
+    from .nn.fused import _FusedConv
 
     n = threads.numba_threads()
-    if n < 2:
+    fused = [layer for layer in net.layers if isinstance(layer, _FusedConv)]
+    if n < 2 and not fused:
         return None
     saved = [(layer, {k: b.copy() for k, b in layer.buffers().items()}) for layer in model.layers]
-    best, best_t = None, float("inf")
-    for blas in (n, 1):
-        threads.set_blas_threads(blas)
+
+    def measure():
         times = []
         for i in range(6):
             t0 = time.perf_counter()
             loss_fn.forward(net.forward(xb), yb)
             net.backward(loss_fn.backward())
-            if i >= 2:  # the first passes choose the conv variants for this setting
+            if i >= 2:
                 times.append(time.perf_counter() - t0)
-        t = sorted(times)[len(times) // 2]
-        if t < best_t:
-            best, best_t = blas, t
-    threads.set_blas_threads(best)
+        return sorted(times)[len(times) // 2]
+
+    best = (float("inf"), None, None)
+    for blas in ((n, 1) if n > 1 else (n,)):
+        threads.set_blas_threads(blas)
+        for layer in fused:  # greedy, one layer at a time, the others as they are
+            timed = []
+            for v in VARIANTS:
+                layer.pinned = v
+                timed.append((measure(), v))
+            layer.pinned = min(timed)[1]
+        t = measure()
+        if t < best[0]:
+            best = (t, blas, [layer.pinned for layer in fused])
+    _, blas, variants = best
+    threads.set_blas_threads(blas)
+    for layer, v in zip(fused, variants):
+        layer.pinned = v
     for layer, bufs in saved:
         for k, b in bufs.items():
             getattr(layer, k)[...] = b
     net.clear_cache()
-    return best
+    return blas
 
 
 def default_run_dir(model: str) -> Path:
@@ -298,7 +319,7 @@ class Trainer:
             for n, b in bufs.items():
                 getattr(layer, n)[...] = b
         if self.xp is np and self.net is not self.model and not self.config.deterministic:
-            self.state["blas_threads"] = tune_blas_threads(self.net, self.model, self.loss_fn, xb, yb)
+            self.state["blas_threads"] = tune_fused(self.net, self.model, self.loss_fn, xb, yb)
         self.net.clear_cache()
         backend.synchronize(self.xp)
         self.state["compile_seconds"] = self.state.get("compile_seconds", 0.0) + time.perf_counter() - t0

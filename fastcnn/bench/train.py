@@ -51,10 +51,10 @@ class Stepper:
         self.net = fuse(self.model) if xp is np else self.model
 
     def tune(self, xb, yb):
-        """What the Trainer does in its warm-up: pick BLAS threads for the fused path."""
+        """What the Trainer does in its warm-up: tune the fused path (variants, BLAS threads)."""
         if self.net is not self.model:
-            from ..train import tune_blas_threads
-            tune_blas_threads(self.net, self.model, self.loss_fn, xb, yb)
+            from ..train import tune_fused
+            tune_fused(self.net, self.model, self.loss_fn, xb, yb)
 
     def __call__(self, xb, yb):
         logits = self.net.forward(xb)
