@@ -80,9 +80,9 @@ def _fold(dcols, kh, kw, sh, sw, oh, ow, dxs):
 
 @njit(inline="always", **OPTS)
 def _grads(w2, cols, dz, dw, db, dcols, need_dx):
-    """Accumulate db (F,) and dw (F, K) from dz (F, L) and cols (K, L) as long dot products
-    along L (k outermost: each row of cols is read once); dcols = w2ᵀ @ dz when need_dx,
-    as axpys along L."""
+    """Accumulate db (F,) and dw (F, K) from dz (F, L) and cols (K, L); dcols = w2ᵀ @ dz when
+    need_dx. One pass over k: for each f, the row dz[f] feeds both the dot product along L for
+    dw[f, k] and the axpy along L for dcols[k], so dz is read once per k, not twice."""
     nf, nk = w2.shape
     nl = dz.shape[1]
     for f in range(nf):
@@ -93,22 +93,23 @@ def _grads(w2, cols, dz, dw, db, dcols, need_dx):
         db[f] += acc
     for k in range(nk):
         cr = cols[k]
+        out = dcols[k] if need_dx else dcols[0]
+        if need_dx:
+            for l in range(nl):
+                out[l] = 0
         for f in range(nf):
             dr = dz[f]
             acc = dz.dtype.type(0)
-            for l in range(nl):
-                acc += dr[l] * cr[l]
-            dw[f, k] += acc
-    if need_dx:
-        for k in range(nk):
-            out = dcols[k]
-            for l in range(nl):
-                out[l] = 0
-            for f in range(nf):
+            if need_dx:
                 a = w2[f, k]
-                dr = dz[f]
                 for l in range(nl):
-                    out[l] += a * dr[l]
+                    g = dr[l]
+                    acc += g * cr[l]
+                    out[l] += a * g
+            else:
+                for l in range(nl):
+                    acc += dr[l] * cr[l]
+            dw[f, k] += acc
 
 
 @njit(parallel=True, **OPTS)
