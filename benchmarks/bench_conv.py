@@ -7,7 +7,6 @@ The same as `fastcnn bench conv` (see fastcnn/bench/conv.py for the conventions)
 with a few knobs more. Writes conv.csv, conv.md and conv.png into benchmarks/results/.
 """
 import argparse
-import os
 import sys
 
 
@@ -23,9 +22,9 @@ def main(argv=None) -> int:
     ap.add_argument("--always-scale-naive", action="store_true",
                     help="never time naive at the full batch: scale its small-batch time linearly")
     args = ap.parse_args(argv)
-    if args.threads:  # before numpy is imported, as the fastcnn command does
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-            os.environ[var] = str(args.threads)
+    from fastcnn.threads import set_thread_env
+
+    set_thread_env(args.threads)  # before numpy is imported, as the fastcnn command does
     from fastcnn import bench
 
     args.what = "conv"

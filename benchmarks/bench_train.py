@@ -8,7 +8,6 @@ training run that measures how many steps the default recipe needs to reach 97 %
 Writes train.csv, train.md and train.png into benchmarks/results/.
 """
 import argparse
-import os
 import sys
 
 
@@ -20,9 +19,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="results folder (default benchmarks/results)")
     ap.add_argument("--steps-to-97", type=int, help="steps the default recipe needs to reach 97 %% (skip measuring)")
     args = ap.parse_args(argv)
-    if args.threads:  # before numpy is imported, as the fastcnn command does
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-            os.environ[var] = str(args.threads)
+    from fastcnn.threads import set_thread_env
+
+    set_thread_env(args.threads)  # before numpy is imported, as the fastcnn command does
     from fastcnn import bench
 
     args.what = "train"

@@ -204,8 +204,9 @@ CSV_COLUMNS = COLUMNS + [("rounds", "rounds", "d"), ("steps", "steps per round",
 
 def main(argv=None) -> int:
     args = parse(argv)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        os.environ[var] = str(args.threads)  # before numpy and torch load their thread pools
+    from fastcnn.threads import set_thread_env
+
+    set_thread_env(args.threads)  # before numpy and torch load their thread pools
     try:
         import torch
     except ImportError:

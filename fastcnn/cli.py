@@ -6,7 +6,6 @@ BLAS thread count the only way every BLAS honours: its environment variable.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -82,18 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _set_thread_env(n):
-    if n:
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-            os.environ[var] = str(n)
-
-
 def main(argv=None) -> int:
     if argv is None:  # run as a command, not called from Python: OpenBLAS reads its env at start
         from .threads import reexec_with_env
         reexec_with_env(["-m", "fastcnn"] + sys.argv[1:])
     args = build_parser().parse_args(argv)
-    _set_thread_env(getattr(args, "threads", None))
+    from .threads import set_thread_env
+    set_thread_env(getattr(args, "threads", None))
     from .backend import BackendError
     from .data import DataError
     from .train import TrainingError

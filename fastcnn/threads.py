@@ -14,6 +14,17 @@ _blas = None  # the BLAS thread count last set here (None: the library's own def
 _limits = None
 
 
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def set_thread_env(n) -> None:
+    """Put ``n`` in every thread-count variable, for pools that start later (call before numpy,
+    numba or torch are imported: each pool reads its variable once, at start). No-op for None."""
+    if n:
+        for var in THREAD_ENV:
+            os.environ[var] = str(n)
+
+
 def set_threads(n: int | None) -> int:
     """Use ``n`` threads for BLAS (via threadpoolctl) and for Numba's parallel kernels.
 

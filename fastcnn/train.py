@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from contextlib import contextmanager
 import time
 from pathlib import Path
 
@@ -58,6 +59,19 @@ def evaluate(model, x_uint8, y, batch_size: int = 1000) -> dict:
     return {"accuracy": acc, "loss": loss}
 
 
+@contextmanager
+def buffers_restored(model):
+    """Run a block of untimed passes (warm-up, tuning) without leaving a trace in the model's
+    buffers: batch-norm running statistics are put back as they were."""
+    saved = [(layer, {k: b.copy() for k, b in layer.buffers().items()}) for layer in model.layers]
+    try:
+        yield
+    finally:
+        for layer, bufs in saved:
+            for k, b in bufs.items():
+                getattr(layer, k)[...] = b
+
+
 def tune_fused(net, model, loss_fn, xb, yb):
     """Tune the fused Numba path in context: for BLAS on all threads and on one, pick each fused
     layer's variant (direct / gemm) by timing whole forward+backward passes of ``net``, then keep
@@ -78,7 +92,6 @@ def tune_fused(net, model, loss_fn, xb, yb):
     fused = [layer for layer in net.layers if isinstance(layer, _FusedConv)]
     if n < 2 and not fused:
         return None
-    saved = [(layer, {k: b.copy() for k, b in layer.buffers().items()}) for layer in model.layers]
 
     def measure():
         times = []
@@ -91,24 +104,22 @@ def tune_fused(net, model, loss_fn, xb, yb):
         return sorted(times)[len(times) // 2]
 
     best = (float("inf"), None, None)
-    for blas in ((n, 1) if n > 1 else (n,)):
-        threads.set_blas_threads(blas)
-        for layer in fused:  # greedy, one layer at a time, the others as they are
-            timed = []
-            for v in VARIANTS:
-                layer.pinned = v
-                timed.append((measure(), v))
-            layer.pinned = min(timed)[1]
-        t = measure()
-        if t < best[0]:
-            best = (t, blas, [layer.pinned for layer in fused])
+    with buffers_restored(model):
+        for blas in ((n, 1) if n > 1 else (n,)):
+            threads.set_blas_threads(blas)
+            for layer in fused:  # greedy, one layer at a time, the others as they are
+                timed = []
+                for v in VARIANTS:
+                    layer.pinned = v
+                    timed.append((measure(), v))
+                layer.pinned = min(timed)[1]
+            t = measure()
+            if t < best[0]:
+                best = (t, blas, [layer.pinned for layer in fused])
     _, blas, variants = best
     threads.set_blas_threads(blas)
     for layer, v in zip(fused, variants):
         layer.pinned = v
-    for layer, bufs in saved:
-        for k, b in bufs.items():
-            getattr(layer, k)[...] = b
     net.clear_cache()
     return blas
 
@@ -310,14 +321,11 @@ class Trainer:
         automatic choice of algorithms stay out of train_seconds (they are reported as
         compile_seconds). Batch-norm statistics are restored; no parameter changes."""
         t0 = time.perf_counter()
-        saved = [(layer, {n: b.copy() for n, b in layer.buffers().items()}) for layer in self.model.layers]
         self.batches.set_epoch(self.state["epoch"])
         xb, yb = next(iter(self.batches.iter_from(0)))
-        self.loss_fn.forward(self.net.forward(xb), yb)
-        self.net.backward(self.loss_fn.backward())
-        for layer, bufs in saved:
-            for n, b in bufs.items():
-                getattr(layer, n)[...] = b
+        with buffers_restored(self.model):
+            self.loss_fn.forward(self.net.forward(xb), yb)
+            self.net.backward(self.loss_fn.backward())
         if self.xp is np and self.net is not self.model and not self.config.deterministic:
             self.state["blas_threads"] = tune_fused(self.net, self.model, self.loss_fn, xb, yb)
         self.net.clear_cache()
