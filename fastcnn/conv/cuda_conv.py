@@ -17,9 +17,11 @@ simulator they also run on numpy arrays (that is how they are tested without a G
 from __future__ import annotations
 
 from .. import backend
+from . import im2col
 from .common import check_geometry
+from .im2col import chunk_size
 
-MAX_COLS_BYTES = 64 * 2**20
+MAX_COLS_BYTES = im2col.MAX_COLS_BYTES
 _reason: list = []  # [] until check() has looked; then [None] or [message]
 
 
@@ -55,10 +57,6 @@ def check() -> None:
         raise backend.BackendError(_reason[0])
 
 
-def _chunk(n, row_bytes):
-    return max(1, min(n, MAX_COLS_BYTES // max(row_bytes, 1)))
-
-
 def forward(x, w, b, stride, padding):
     """x (N, C, H, W), w (F, C, kh, kw), b (F,) or None -> y (N, F, oh, ow), cache."""
     from ..kernels.cuda import im2col as kern
@@ -69,7 +67,7 @@ def forward(x, w, b, stride, padding):
     oh, ow = check_geometry("cuda conv", x.shape[2:], (kh, kw), stride, padding)
     k, L = c * kh * kw, oh * ow
     w2 = w.reshape(f, k)
-    step = _chunk(n, k * L * x.itemsize)
+    step = chunk_size(n, k * L * x.itemsize, MAX_COLS_BYTES)
     y = xp.empty((n, f, L), dtype=x.dtype)
     cols_all = None
     for s in range(0, n, step):
@@ -96,7 +94,7 @@ def backward(dy, cache, need_dx=True):
     w2 = w.reshape(f, k)
     dw2 = xp.zeros_like(w2)
     dx = xp.empty(x.shape, dtype=dy.dtype) if need_dx else None
-    step = _chunk(n, k * L * dy.itemsize)
+    step = chunk_size(n, k * L * dy.itemsize, MAX_COLS_BYTES)
     for s in range(0, n, step):
         g = dy3[s:s + step]
         cols = cols_all

@@ -40,8 +40,9 @@ def col2im(xp, cols, xpad_shape, kh, kw, sh, sw, oh, ow):
     return dxpad
 
 
-def _chunk(n, row_bytes):
-    return max(1, min(n, MAX_COLS_BYTES // max(row_bytes, 1)))
+def chunk_size(n, row_bytes, bound):
+    """Samples per chunk so that a chunk's columns (``row_bytes`` per sample) stay ≤ ``bound``."""
+    return max(1, min(n, bound // max(row_bytes, 1)))
 
 
 def forward(x, w, b, stride, padding):
@@ -53,7 +54,7 @@ def forward(x, w, b, stride, padding):
     oh, ow = check_geometry("im2col conv", x.shape[2:], (kh, kw), stride, padding)
     xpad = pad(xp, x, ph, pw)
     w2 = w.reshape(f, -1)
-    step = _chunk(n, c * kh * kw * oh * ow * x.itemsize)
+    step = chunk_size(n, c * kh * kw * oh * ow * x.itemsize, MAX_COLS_BYTES)
     y = xp.empty((n, f, oh * ow), dtype=x.dtype)
     cols_all = None
     for s in range(0, n, step):
@@ -76,7 +77,7 @@ def backward(dy, cache, need_dx=True):
     w2 = w.reshape(f, -1)
     dw2 = xp.zeros_like(w2)
     dxpad = xp.empty(xpad.shape, dtype=dy.dtype) if need_dx else None
-    step = _chunk(n, c * kh * kw * oh * ow * dy.itemsize)
+    step = chunk_size(n, c * kh * kw * oh * ow * dy.itemsize, MAX_COLS_BYTES)
     for s in range(0, n, step):
         cols = cols_all if cols_all is not None else im2col(xp, xpad[s:s + step], kh, kw, sh, sw, oh, ow)
         g = dy3[s:s + step]
