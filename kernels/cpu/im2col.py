@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .pool import relu_maxpool_plane
+
 OPTS = dict(cache=True, nogil=True)
 
 
@@ -27,8 +29,12 @@ def im2col(xpad, kh, kw, sh, sw, oh, ow):
                     for i in range(oh):
                         src = xpad[k, ci, i * sh + p]
                         dst = cols[ci, p, q, k, i]
-                        for j in range(ow):
-                            dst[j] = src[j * sw + q]
+                        if sw == 1:  # contiguous: vectorised (a runtime stride is not)
+                            for j in range(ow):
+                                dst[j] = src[j + q]
+                        else:
+                            for j in range(ow):
+                                dst[j] = src[j * sw + q]
     return cols.reshape(c * kh * kw, n * oh * ow)
 
 
@@ -45,8 +51,12 @@ def col2im(dcols, n, c, hp, wp, kh, kw, sh, sw, oh, ow):
                     for i in range(oh):
                         src = d[ci, p, q, k, i]
                         dst = dx[k, ci, i * sh + p]
-                        for j in range(ow):
-                            dst[j * sw + q] += src[j]
+                        if sw == 1:
+                            for j in range(ow):
+                                dst[j + q] += src[j]
+                        else:
+                            for j in range(ow):
+                                dst[j * sw + q] += src[j]
     return dx
 
 
@@ -120,25 +130,7 @@ def cnhw_bias_relu_maxpool(z, b, n, oh, ow, pkh, pkw, psh, psw, poh, pow_):
     arg = np.empty((n, f, poh, pow_), dtype=np.int32)
     for k in prange(n):
         for fi in range(f):
-            plane = z3[fi, k]
-            for u in range(poh):
-                for v in range(pow_):
-                    i0, j0 = u * psh, v * psw
-                    a = i0 * ow + j0
-                    m = plane[a]
-                    for p in range(pkh):
-                        for q in range(pkw):
-                            t = (i0 + p) * ow + j0 + q
-                            if plane[t] > m:
-                                m = plane[t]
-                                a = t
-                    m += b[fi]
-                    if m > 0:
-                        y[k, fi, u, v] = m
-                        arg[k, fi, u, v] = a
-                    else:
-                        y[k, fi, u, v] = 0
-                        arg[k, fi, u, v] = -1
+            relu_maxpool_plane(z3[fi, k], ow, b[fi], pkh, pkw, psh, psw, y[k, fi], arg[k, fi])
     return y, arg
 
 

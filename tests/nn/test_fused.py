@@ -58,3 +58,23 @@ def test_fuse_shares_parameters_and_keeps_weights():
     for a, p in zip(before, m.parameters()):
         np.testing.assert_array_equal(a, p.data)
     assert f.layers[0].needs_input_grad is False
+
+
+@pytest.mark.parametrize("variant", ["direct", "gemm"])
+def test_fused_pool_ties_go_to_first_maximum(variant, monkeypatch):
+    """Quantised input and weights make most 2×2 windows tie: the fused layer (branch-free 2×2
+    path) must send each gradient where the unfused MaxPool2D does, the first maximum."""
+    from fastcnn.conv import numba_conv
+    monkeypatch.setattr(numba_conv, "choose", lambda key, trials: variant)
+    ref, fused, x = _pair(np.float64, c=2, f=3, k=2, p=0)
+    x = np.random.default_rng(2).integers(0, 2, x.shape).astype(np.float64)
+    for p in ref.parameters():
+        p.data[...] = 1.0 if p.data.ndim > 1 else 0.0
+    y_ref, y = ref.forward(x), fused.forward(x)
+    np.testing.assert_array_equal(y, y_ref)
+    dy = np.arange(1, y.size + 1, dtype=np.float64).reshape(y.shape)
+    dx_ref = ref.backward(dy)
+    g_ref = [p.grad.copy() for p in ref.parameters()]
+    np.testing.assert_array_equal(fused.backward(dy), dx_ref)
+    for a, b in zip(g_ref, [p.grad for p in fused.parameters()]):
+        np.testing.assert_array_equal(b, a)
