@@ -34,6 +34,7 @@ class _FusedConv(Layer):
         self.variant = None
         #: a variant fixed from outside (the Trainer's in-context tuning), or None: choose by timing
         self.pinned = None
+        self._key = None
         self._cache = None
 
     @property
