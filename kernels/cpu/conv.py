@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .options import PRANGE_ONLY
+
 from .pool import relu_maxpool_plane
 
 # fastmath lets the compiler reorder the sums of the weight gradients into SIMD lanes; the
@@ -165,7 +167,7 @@ def _grads(w2, cols, dz, dw, db, dcols, need_dx):
                 out[l] += a * dr[l]
 
 
-@njit(parallel=True, **OPTS)
+@njit(parallel=PRANGE_ONLY, **OPTS)
 def conv_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, nt):
     """xpad (N, C, Hp, Wp), w2 (F, C·kh·kw), b (F,) -> y (N, F, oh, ow)."""
     n = xpad.shape[0]
@@ -179,7 +181,7 @@ def conv_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, nt):
     return y.reshape(n, nf, oh, ow)
 
 
-@njit(parallel=True, **OPTS)
+@njit(parallel=PRANGE_ONLY, **OPTS)
 def conv_relu_maxpool_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, pkh, pkw, psh, psw, poh, pow_, nt):
     """maxpool(relu(conv(xpad))) -> y (N, F, poh, pow), arg int32 (same shape).
 
@@ -205,7 +207,7 @@ def conv_relu_maxpool_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, pkh, pkw, psh
 PLAIN, RELU, MAXPOOL = 0, 1, 2  # how a backward pass turns dy into dz
 
 
-@njit(parallel=True, **OPTS)
+@njit(parallel=PRANGE_ONLY, **OPTS)
 def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, nt):
     """The backward of every direct kernel; ``mode`` says how dz (F, oh·ow) comes from dy:
     PLAIN dz = dy;  RELU dz = dy · [aux > 0] (aux = the layer's output y);
@@ -215,7 +217,7 @@ def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, nt):
     nk = w2.shape[1]
     dw_t = np.zeros((nt, nf, nk), dtype=w2.dtype)
     db_t = np.zeros((nt, nf), dtype=w2.dtype)
-    dxpad = np.zeros(xpad.shape if need_dx else (1, 1, 1, 1), dtype=xpad.dtype)
+    dxpad = np.empty(xpad.shape if need_dx else (1, 1, 1, 1), dtype=xpad.dtype)
     for t in prange(nt):
         cols = np.empty((nk, oh * ow), dtype=xpad.dtype)
         dz = np.zeros((nf, oh * ow), dtype=xpad.dtype)
@@ -238,6 +240,7 @@ def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, nt):
             _unroll(xpad[s], kh, kw, sh, sw, oh, ow, cols)
             _grads(w2, cols, dz, dw_t[t], db_t[t], dcols, need_dx)
             if need_dx:
+                dxpad[s] = 0
                 _fold(dcols, kh, kw, sh, sw, oh, ow, dxpad[s])
     return dxpad, dw_t.sum(axis=0), db_t.sum(axis=0)
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .options import PRANGE_ONLY
+
 from .pool import relu_maxpool_plane
 
 OPTS = dict(cache=True, nogil=True)
 
 
-@njit(parallel=True, **OPTS)
+@njit(parallel=PRANGE_ONLY, **OPTS)
 def im2col(xpad, kh, kw, sh, sw, oh, ow):
     """xpad (N, C, Hp, Wp) -> cols (C·kh·kw, N·oh·ow)."""
     n, c = xpad.shape[0], xpad.shape[1]
@@ -38,13 +40,14 @@ def im2col(xpad, kh, kw, sh, sw, oh, ow):
     return cols.reshape(c * kh * kw, n * oh * ow)
 
 
-@njit(parallel=True, **OPTS)
+@njit(parallel=PRANGE_ONLY, **OPTS)
 def col2im(dcols, n, c, hp, wp, kh, kw, sh, sw, oh, ow):
     """dcols (C·kh·kw, N·oh·ow) -> dxpad (N, C, Hp, Wp): every entry added back to the pixel it
     came from. Parallel over samples, so no two threads touch the same pixel (no atomics)."""
     d = dcols.reshape(c, kh, kw, n, oh, ow)
-    dx = np.zeros((n, c, hp, wp), dtype=dcols.dtype)
+    dx = np.empty((n, c, hp, wp), dtype=dcols.dtype)
     for k in prange(n):
+        dx[k] = 0
         for ci in range(c):
             for p in range(kh):
                 for q in range(kw):
@@ -60,7 +63,7 @@ def col2im(dcols, n, c, hp, wp, kh, kw, sh, sw, oh, ow):
     return dx
 
 
-@njit(parallel=True, **OPTS)
+@njit(parallel=PRANGE_ONLY, **OPTS)
 def cnhw_to_nchw_bias(z, b, n, oh, ow, relu):
     """z (F, N·oh·ow) -> y (N, F, oh, ow) = z + b, and max(·, 0) when ``relu``."""
     f = z.shape[0]
@@ -81,7 +84,7 @@ def cnhw_to_nchw_bias(z, b, n, oh, ow, relu):
     return y.reshape(n, f, oh, ow)
 
 
-@njit(parallel=True, **OPTS)
+@njit(parallel=PRANGE_ONLY, **OPTS)
 def nchw_to_cnhw(dy):
     """dy (N, F, oh, ow) -> (F, N·oh·ow)."""
     n, f, oh, ow = dy.shape
@@ -97,7 +100,7 @@ def nchw_to_cnhw(dy):
     return out.reshape(f, n * l)
 
 
-@njit(parallel=True, fastmath=True, **OPTS)
+@njit(parallel=PRANGE_ONLY, fastmath=True, **OPTS)
 def dot_rows(a, b):
     """a (M, L), b (K, L) -> a @ bᵀ (M, K) as M·K long dot products: faster than BLAS when
     M and K are tiny and L is long (a first layer's dW), where GEMM kernels cannot block."""
@@ -114,7 +117,7 @@ def dot_rows(a, b):
     return out
 
 
-@njit(parallel=True, **OPTS)
+@njit(parallel=PRANGE_ONLY, **OPTS)
 def cnhw_bias_relu_maxpool(z, b, n, oh, ow, pkh, pkw, psh, psw, poh, pow_):
     """Bias + ReLU + max-pooling of z (F, N·oh·ow) in one pass -> y (N, F, poh, pow), arg int32.
 
@@ -134,15 +137,16 @@ def cnhw_bias_relu_maxpool(z, b, n, oh, ow, pkh, pkw, psh, psw, poh, pow_):
     return y, arg
 
 
-@njit(parallel=True, **OPTS)
+@njit(parallel=PRANGE_ONLY, **OPTS)
 def maxpool_scatter_cnhw(dy, arg, oh, ow):
     """dy, arg (N, F, poh, pow) -> dz (F, N·oh·ow): each dy added at its window's argmax
     (entries with arg −1 are dropped), zeros elsewhere."""
     n, f, poh, pow_ = dy.shape
     l = oh * ow
-    dz = np.zeros((f, n, l), dtype=dy.dtype)
+    dz = np.empty((f, n, l), dtype=dy.dtype)
     for k in prange(n):
         for fi in range(f):
+            dz[fi, k] = 0
             for u in range(poh):
                 for v in range(pow_):
                     a = arg[k, fi, u, v]
@@ -151,7 +155,7 @@ def maxpool_scatter_cnhw(dy, arg, oh, ow):
     return dz.reshape(f, n * l)
 
 
-@njit(parallel=True, **OPTS)
+@njit(parallel=PRANGE_ONLY, **OPTS)
 def nchw_to_cnhw_relu_mask(dy, y):
     """dy · [y > 0] (N, F, oh, ow) -> (F, N·oh·ow): the ReLU backward fused into the layout change."""
     n, f, oh, ow = dy.shape

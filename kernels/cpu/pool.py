@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .options import PRANGE_ONLY
+
 OPTS = dict(cache=True, nogil=True)
 
 
@@ -69,7 +71,7 @@ def relu_maxpool_plane(plane, ow, bias, pkh, pkw, psh, psw, y2, a2):
                 a2[u, v] = -1
 
 
-@njit(parallel=True, **OPTS)
+@njit(parallel=PRANGE_ONLY, **OPTS)
 def maxpool_forward(xpad, kh, kw, sh, sw, oh, ow):
     """xpad (N, C, Hp, Wp) -> y (N, C, oh, ow), arg int32 (N, C, oh, ow)."""
     n, c, hp, wp = xpad.shape
@@ -94,12 +96,13 @@ def maxpool_forward(xpad, kh, kw, sh, sw, oh, ow):
     return y, arg
 
 
-@njit(parallel=True, **OPTS)
+@njit(parallel=PRANGE_ONLY, **OPTS)
 def maxpool_backward(dy, arg, hp, wp):
     """dy, arg (N, C, oh, ow) -> dxpad (N, C, Hp, Wp)."""
     n, c, oh, ow = dy.shape
-    dx = np.zeros((n, c, hp * wp), dtype=dy.dtype)
+    dx = np.empty((n, c, hp * wp), dtype=dy.dtype)
     for k in prange(n):
+        dx[k] = 0
         for ci in range(c):
             for u in range(oh):
                 for v in range(ow):
@@ -107,7 +110,7 @@ def maxpool_backward(dy, arg, hp, wp):
     return dx.reshape(n, c, hp, wp)
 
 
-@njit(parallel=True, **OPTS)
+@njit(parallel=PRANGE_ONLY, **OPTS)
 def avgpool_forward(xpad, kh, kw, sh, sw, oh, ow):
     """xpad (N, C, Hp, Wp) -> y (N, C, oh, ow)."""
     n, c = xpad.shape[0], xpad.shape[1]
@@ -125,13 +128,14 @@ def avgpool_forward(xpad, kh, kw, sh, sw, oh, ow):
     return y
 
 
-@njit(parallel=True, **OPTS)
+@njit(parallel=PRANGE_ONLY, **OPTS)
 def avgpool_backward(dy, kh, kw, sh, sw, hp, wp):
     """dy (N, C, oh, ow) -> dxpad (N, C, Hp, Wp)."""
     n, c, oh, ow = dy.shape
-    dx = np.zeros((n, c, hp, wp), dtype=dy.dtype)
+    dx = np.empty((n, c, hp, wp), dtype=dy.dtype)
     scale = 1.0 / (kh * kw)
     for k in prange(n):
+        dx[k] = 0
         for ci in range(c):
             for u in range(oh):
                 for v in range(ow):
