@@ -28,16 +28,22 @@ from .pool import relu_maxpool_plane
 # fastmath lets the compiler reorder the sums of the weight gradients into SIMD lanes; the
 # results differ from a sequential sum only by rounding (tests: ≤ 1e-10 relative in float64).
 OPTS = dict(cache=True, nogil=True, fastmath=True)
+WIDTH = 64  # columns a group of samples fills at least (four AVX-512 vectors of float32)
+
+
+def group(l: int, n: int) -> int:
+    """Samples per group for L = l output positions and n samples: ⌈WIDTH / l⌉, at most n."""
+    return max(1, min(n, -(-WIDTH // l)))
 
 
 @njit(inline="always", **OPTS)
-def _unroll(xs, kh, kw, sh, sw, oh, ow, cols):
-    """xs (C, Hp, Wp) -> cols (C·kh·kw, oh·ow)."""
+def _unroll(xs, kh, kw, sh, sw, oh, ow, cols, g):
+    """xs (C, Hp, Wp) -> cols[:, g] (C·kh·kw, oh·ow) of cols (C·kh·kw, G, oh·ow)."""
     k = 0
     for c in range(xs.shape[0]):
         for p in range(kh):
             for q in range(kw):
-                row = cols[k]
+                row = cols[k, g]
                 for i in range(oh):
                     src = xs[c, i * sh + p]
                     base = i * ow
@@ -51,14 +57,13 @@ def _unroll(xs, kh, kw, sh, sw, oh, ow, cols):
 
 
 @njit(inline="always", **OPTS)
-def _matmul(w2, b, cols, z):
-    """z (F, L) = b + w2 (F, K) @ cols (K, L), the inner loop along L (vectorised).
+def _matmul(w2, b, cols, z, nl):
+    """z[:, :nl] = b + w2 (F, K) @ cols[:, :nl], the inner loop along the nl columns (vectorised).
 
     Four rows of cols per sweep over z: each z[f, l] is loaded and stored once per four
     multiply-adds instead of once per one (an axpy per k is bound by those loads and stores).
     """
     nf, nk = w2.shape
-    nl = z.shape[1]
     for f in range(nf):
         bf = b[f]
         zr = z[f]
@@ -82,13 +87,13 @@ def _matmul(w2, b, cols, z):
 
 
 @njit(inline="always", **OPTS)
-def _fold(dcols, kh, kw, sh, sw, oh, ow, dxs):
-    """dxs (C, Hp, Wp) += col2im(dcols (C·kh·kw, oh·ow))."""
+def _fold(dcols, kh, kw, sh, sw, oh, ow, dxs, g):
+    """dxs (C, Hp, Wp) += col2im(dcols[:, g]) of dcols (C·kh·kw, G, oh·ow)."""
     k = 0
     for c in range(dxs.shape[0]):
         for p in range(kh):
             for q in range(kw):
-                row = dcols[k]
+                row = dcols[k, g]
                 for i in range(oh):
                     dst = dxs[c, i * sh + p]
                     base = i * ow
@@ -102,13 +107,12 @@ def _fold(dcols, kh, kw, sh, sw, oh, ow, dxs):
 
 
 @njit(inline="always", **OPTS)
-def _grads(w2, cols, dz, dw, db, dcols, need_dx):
-    """Accumulate db (F,) and dw (F, K) from dz (F, L) and cols (K, L); dcols = w2ᵀ @ dz when
-    need_dx. Both run in blocks so each vector load feeds several multiply-adds:
+def _grads(w2, cols, dz, dw, db, dcols, nl, need_dx):
+    """Accumulate db (F,) and dw (F, K) from dz[:, :nl] and cols[:, :nl]; dcols[:, :nl] = w2ᵀ @ dz
+    when need_dx. Both run in blocks so each vector load feeds several multiply-adds:
     dw two rows of k at a time, four dot products along L sharing the loads of dz[f], dz[f+1]
     (or one row of f when F is odd), and dcols[k] summed over four rows of dz per sweep."""
     nf, nk = w2.shape
-    nl = dz.shape[1]
     zero = dz.dtype.type(0)
     for f in range(nf):
         dr = dz[f]
@@ -168,21 +172,28 @@ def _grads(w2, cols, dz, dw, db, dcols, need_dx):
 
 
 @njit(parallel=PRANGE_ONLY, **OPTS)
-def conv_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, nt):
-    """xpad (N, C, Hp, Wp), w2 (F, C·kh·kw), b (F,) -> y (N, F, oh, ow)."""
+def _conv_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, g, nt):
+    """xpad (N, C, Hp, Wp), w2 (F, C·kh·kw), b (F,) -> y (N, F, oh, ow); g samples per group."""
     n = xpad.shape[0]
     nf, nk = w2.shape
-    y = np.empty((n, nf, oh * ow), dtype=xpad.dtype)
+    nl = oh * ow
+    y = np.empty((n, nf, nl), dtype=xpad.dtype)
     for t in prange(nt):
-        cols = np.empty((nk, oh * ow), dtype=xpad.dtype)
-        for s in range(t, n, nt):
-            _unroll(xpad[s], kh, kw, sh, sw, oh, ow, cols)
-            _matmul(w2, b, cols, y[s])
+        cols = np.empty((nk, g, nl), dtype=xpad.dtype)
+        z = np.empty((nf, g, nl), dtype=xpad.dtype)
+        for s0 in range(t * g, n, nt * g):
+            m = min(g, n - s0)
+            for j in range(m):
+                _unroll(xpad[s0 + j], kh, kw, sh, sw, oh, ow, cols, j)
+            _matmul(w2, b, cols.reshape(nk, g * nl), z.reshape(nf, g * nl), m * nl)
+            for j in range(m):
+                for f in range(nf):
+                    y[s0 + j, f] = z[f, j]
     return y.reshape(n, nf, oh, ow)
 
 
 @njit(parallel=PRANGE_ONLY, **OPTS)
-def conv_relu_maxpool_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, pkh, pkw, psh, psw, poh, pow_, nt):
+def _conv_relu_maxpool_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, pkh, pkw, psh, psw, poh, pow_, g, nt):
     """maxpool(relu(conv(xpad))) -> y (N, F, poh, pow), arg int32 (same shape).
 
     arg = i·ow + j of the window's first maximum of z, or −1 where that maximum is ≤ 0
@@ -190,71 +201,96 @@ def conv_relu_maxpool_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, pkh, pkw, psh
     """
     n = xpad.shape[0]
     nf, nk = w2.shape
+    nl = oh * ow
     y = np.empty((n, nf, poh, pow_), dtype=xpad.dtype)
     arg = np.empty((n, nf, poh, pow_), dtype=np.int32)
     zero = xpad.dtype.type(0)  # z already holds the bias
     for t in prange(nt):
-        cols = np.empty((nk, oh * ow), dtype=xpad.dtype)
-        z = np.empty((nf, oh * ow), dtype=xpad.dtype)
-        for s in range(t, n, nt):
-            _unroll(xpad[s], kh, kw, sh, sw, oh, ow, cols)
-            _matmul(w2, b, cols, z)
-            for f in range(nf):
-                relu_maxpool_plane(z[f], ow, zero, pkh, pkw, psh, psw, y[s, f], arg[s, f])
+        cols = np.empty((nk, g, nl), dtype=xpad.dtype)
+        z = np.empty((nf, g, nl), dtype=xpad.dtype)
+        for s0 in range(t * g, n, nt * g):
+            m = min(g, n - s0)
+            for j in range(m):
+                _unroll(xpad[s0 + j], kh, kw, sh, sw, oh, ow, cols, j)
+            _matmul(w2, b, cols.reshape(nk, g * nl), z.reshape(nf, g * nl), m * nl)
+            for j in range(m):
+                for f in range(nf):
+                    relu_maxpool_plane(z[f, j], ow, zero, pkh, pkw, psh, psw, y[s0 + j, f], arg[s0 + j, f])
     return y, arg
+
+
+def conv_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, nt):
+    """xpad (N, C, Hp, Wp), w2 (F, C·kh·kw), b (F,) -> y (N, F, oh, ow)."""
+    return _conv_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, group(oh * ow, len(xpad)), nt)
+
+
+def conv_relu_maxpool_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, pkh, pkw, psh, psw, poh, pow_, nt):
+    """maxpool(relu(conv(xpad))) -> y, arg (N, F, poh, pow); see _conv_relu_maxpool_forward."""
+    return _conv_relu_maxpool_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, pkh, pkw, psh, psw, poh, pow_,
+                                      group(oh * ow, len(xpad)), nt)
 
 
 PLAIN, RELU, MAXPOOL = 0, 1, 2  # how a backward pass turns dy into dz
 
 
 @njit(parallel=PRANGE_ONLY, **OPTS)
-def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, nt):
+def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, nt):
     """The backward of every direct kernel; ``mode`` says how dz (F, oh·ow) comes from dy:
     PLAIN dz = dy;  RELU dz = dy · [aux > 0] (aux = the layer's output y);
     MAXPOOL dz = dy (N, F, poh, pow) scattered to aux = arg (−1: no gradient).
     Returns dxpad (N, C, Hp, Wp) (or a dummy), dw (F, C·kh·kw), db (F,)."""
     n, nf = dy.shape[0], dy.shape[1]
     nk = w2.shape[1]
+    nl = oh * ow
     dw_t = np.zeros((nt, nf, nk), dtype=w2.dtype)
     db_t = np.zeros((nt, nf), dtype=w2.dtype)
     dxpad = np.empty(xpad.shape if need_dx else (1, 1, 1, 1), dtype=xpad.dtype)
     for t in prange(nt):
-        cols = np.empty((nk, oh * ow), dtype=xpad.dtype)
-        dz = np.zeros((nf, oh * ow), dtype=xpad.dtype)
-        dcols = np.empty((nk, oh * ow) if need_dx else (1, 1), dtype=xpad.dtype)
-        for s in range(t, n, nt):
-            if mode == MAXPOOL:
-                dz[...] = 0
-                for f in range(nf):
-                    for u in range(dy.shape[2]):
-                        for v in range(dy.shape[3]):
-                            a = int(aux[s, f, u, v])
-                            if a >= 0:
-                                dz[f, a] += dy[s, f, u, v]
-            else:
-                for f in range(nf):
-                    for i in range(oh):
-                        for j in range(ow):
-                            g = dy[s, f, i, j]
-                            dz[f, i * ow + j] = g if mode == PLAIN or aux[s, f, i, j] > 0 else 0
-            _unroll(xpad[s], kh, kw, sh, sw, oh, ow, cols)
-            _grads(w2, cols, dz, dw_t[t], db_t[t], dcols, need_dx)
+        cols = np.empty((nk, g, nl), dtype=xpad.dtype)
+        dz = np.zeros((nf, g, nl), dtype=xpad.dtype)
+        dcols = np.empty((nk, g, nl) if need_dx else (1, 1, 1), dtype=xpad.dtype)
+        for s0 in range(t * g, n, nt * g):
+            m = min(g, n - s0)
+            for j in range(m):
+                s = s0 + j
+                if mode == MAXPOOL:
+                    for f in range(nf):
+                        dzr = dz[f, j]
+                        dzr[:] = 0
+                        for u in range(dy.shape[2]):
+                            for v in range(dy.shape[3]):
+                                a = int(aux[s, f, u, v])
+                                if a >= 0:
+                                    dzr[a] += dy[s, f, u, v]
+                else:
+                    for f in range(nf):
+                        dzr = dz[f, j]
+                        for i in range(oh):
+                            for jj in range(ow):
+                                gr = dy[s, f, i, jj]
+                                dzr[i * ow + jj] = gr if mode == PLAIN or aux[s, f, i, jj] > 0 else 0
+                _unroll(xpad[s], kh, kw, sh, sw, oh, ow, cols, j)
+            _grads(w2, cols.reshape(nk, g * nl), dz.reshape(nf, g * nl), dw_t[t], db_t[t],
+                   dcols.reshape(nk, g * nl) if need_dx else dcols.reshape(1, 1), m * nl, need_dx)
             if need_dx:
-                dxpad[s] = 0
-                _fold(dcols, kh, kw, sh, sw, oh, ow, dxpad[s])
+                for j in range(m):
+                    dxpad[s0 + j] = 0
+                    _fold(dcols, kh, kw, sh, sw, oh, ow, dxpad[s0 + j], j)
     return dxpad, dw_t.sum(axis=0), db_t.sum(axis=0)
 
 
 def conv_backward(xpad, w2, dy, kh, kw, sh, sw, need_dx, nt):
     """dy (N, F, oh, ow) -> dxpad, dw (F, C·kh·kw), db (F,): the backward of conv_forward."""
-    return _backward(xpad, w2, dy, dy, PLAIN, kh, kw, sh, sw, dy.shape[2], dy.shape[3], need_dx, nt)
+    return _backward(xpad, w2, dy, dy, PLAIN, kh, kw, sh, sw, dy.shape[2], dy.shape[3], need_dx,
+                     group(dy.shape[2] * dy.shape[3], len(dy)), nt)
 
 
 def relu_mask_conv_backward(xpad, w2, dy, y, kh, kw, sh, sw, need_dx, nt):
     """The backward of relu(conv(xpad)) with y its output: dz = dy · [y > 0]."""
-    return _backward(xpad, w2, dy, y, RELU, kh, kw, sh, sw, dy.shape[2], dy.shape[3], need_dx, nt)
+    return _backward(xpad, w2, dy, y, RELU, kh, kw, sh, sw, dy.shape[2], dy.shape[3], need_dx,
+                     group(dy.shape[2] * dy.shape[3], len(dy)), nt)
 
 
 def conv_relu_maxpool_backward(xpad, w2, dy, arg, kh, kw, sh, sw, oh, ow, need_dx, nt):
     """dy, arg (N, F, poh, pow) -> the backward of conv_relu_maxpool_forward."""
-    return _backward(xpad, w2, dy, arg, MAXPOOL, kh, kw, sh, sw, oh, ow, need_dx, nt)
+    return _backward(xpad, w2, dy, arg, MAXPOOL, kh, kw, sh, sw, oh, ow, need_dx, group(oh * ow, len(dy)), nt)
