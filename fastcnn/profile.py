@@ -44,11 +44,12 @@ class Profiler:
         """Forward and backward milliseconds per training step for each layer, and each one's share."""
         steps = max((r[2] for r in self.times.values()), default=0) or 1
         total = sum(r[0] + r[1] for r in self.times.values()) or 1e-12
-        lines = [f"{'layer':<14} {'forward ms':>10} {'backward ms':>11} {'share':>6}"]
+        w = max([14] + [len(name) for name in self.times])  # fused layers have long names
+        lines = [f"{'layer':<{w}} {'forward ms':>10} {'backward ms':>11} {'share':>6}"]
         for name, (f, b, _) in self.times.items():
-            lines.append(f"{name:<14} {1e3 * f / steps:>10.3f} {1e3 * b / steps:>11.3f} {100 * (f + b) / total:>5.1f}%")
+            lines.append(f"{name:<{w}} {1e3 * f / steps:>10.3f} {1e3 * b / steps:>11.3f} {100 * (f + b) / total:>5.1f}%")
         fsum = sum(r[0] for r in self.times.values())
         bsum = sum(r[1] for r in self.times.values())
-        lines.append(f"{'total':<14} {1e3 * fsum / steps:>10.3f} {1e3 * bsum / steps:>11.3f} {100.0:>5.1f}%")
+        lines.append(f"{'total':<{w}} {1e3 * fsum / steps:>10.3f} {1e3 * bsum / steps:>11.3f} {100.0:>5.1f}%")
         lines.append(f"(per training step, averaged over {steps} steps)")
         return "\n".join(lines)
