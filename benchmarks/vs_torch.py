@@ -214,6 +214,7 @@ def main(argv=None) -> int:
         return 2
     from pathlib import Path
 
+    from fastcnn import models
     from fastcnn.bench import machine, tables
     from fastcnn.data import load_mnist
     from fastcnn.threads import set_threads
@@ -229,7 +230,11 @@ def main(argv=None) -> int:
     if args.time_to_97:
         print(f"training both to 97 % (recipe of {args.model}, evaluating every {EVAL_EVERY} steps)")
         st = time_to_97(args, data, torch)
-        row = next((r for r in rows if r["batch"] == args.batch_size), rows[0])
+        rb = models.recipe(args.model).batch_size  # the recipe's batch, not --batch-size
+        row = next((r for r in rows if r["batch"] == rb), None)
+        if row is None:
+            row = {"model": args.model, "batch": rb, "threads": threads}
+            rows.append(row)
         for name in ("fastcnn", "torch"):
             row[f"{name}_97_s"] = st[name]["seconds"] if st[name]["steps"] else None
             row[f"{name}_97_steps"] = st[name]["steps"]
