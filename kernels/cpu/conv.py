@@ -29,7 +29,6 @@ import numpy as np
 from numba import njit, prange
 
 from .options import PRANGE_ONLY
-
 from .pool import relu_maxpool_plane
 
 # fastmath lets the compiler reorder the sums of the weight gradients into SIMD lanes; the
