@@ -88,6 +88,7 @@ def tune_fused(net, model, loss_fn, xb, yb):
     from .conv.numba_conv import VARIANTS
     from .nn.fused import _FusedConv
 
+    ROUNDS = 3  # per variant: the best of three medians of four passes
     n = threads.numba_threads()
     fused = [layer for layer in net.layers if isinstance(layer, _FusedConv)]
     if n < 2 and not fused:
@@ -108,12 +109,13 @@ def tune_fused(net, model, loss_fn, xb, yb):
         for blas in ((n, 1) if n > 1 else (n,)):
             threads.set_blas_threads(blas)
             for layer in fused:  # greedy, one layer at a time, the others as they are
-                timed = []
-                for v in VARIANTS:
-                    layer.pinned = v
-                    timed.append((measure(), v))
-                layer.pinned = min(timed)[1]
-            t = measure()
+                timed = {v: [] for v in VARIANTS}
+                for r in range(ROUNDS):  # alternating, so that a slow spell hits both variants
+                    for v in (VARIANTS if r % 2 == 0 else VARIANTS[::-1]):
+                        layer.pinned = v
+                        timed[v].append(measure())
+                layer.pinned = min(VARIANTS, key=lambda v: min(timed[v]))
+            t = min(measure() for _ in range(ROUNDS))
             if t < best[0]:
                 best = (t, blas, [layer.pinned for layer in fused])
     _, blas, variants = best
