@@ -46,7 +46,7 @@ def group(k: int, l: int, n: int, nt: int, itemsize: int) -> int:
     return max(1, g)
 
 
-@njit(inline="always", **OPTS)
+@njit(**OPTS)
 def _unroll(xs, kh, kw, sh, sw, oh, ow, cols, g):
     """xs (C, Hp, Wp) -> cols[:, g] (C·kh·kw, oh·ow) of cols (C·kh·kw, G, oh·ow)."""
     k = 0
@@ -96,7 +96,7 @@ def _matmul(w2, b, cols, z, nl):
                 zr[l] += a * cr[l]
 
 
-@njit(inline="always", **OPTS)
+@njit(**OPTS)
 def _fold(dcols, kh, kw, sh, sw, oh, ow, dxs, g):
     """dxs (C, Hp, Wp) += col2im(dcols[:, g]) of dcols (C·kh·kw, G, oh·ow)."""
     k = 0

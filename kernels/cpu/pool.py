@@ -16,7 +16,7 @@ from .options import PRANGE_ONLY
 OPTS = dict(cache=True, nogil=True)
 
 
-@njit(inline="always", **OPTS)
+@njit(**OPTS)
 def relu_maxpool_plane(plane, ow, bias, pkh, pkw, psh, psw, y2, a2):
     """ReLU + max-pooling of one pre-activation plane (oh·ow,) plus ``bias`` -> y2, a2 (poh, pow).
 
