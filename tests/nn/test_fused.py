@@ -78,3 +78,15 @@ def test_fused_pool_ties_go_to_first_maximum(variant, monkeypatch):
     np.testing.assert_array_equal(fused.backward(dy), dx_ref)
     for a, b in zip(g_ref, [p.grad for p in fused.parameters()]):
         np.testing.assert_array_equal(b, a)
+
+
+def test_unpinned_layer_chooses_again():
+    """A layer pinned to a variant (the Trainer's tuning) and then un-pinned picks by timing."""
+    ref, fused, x = _pair(np.float32)
+    layer = fused[0]
+    layer.pinned = "gemm"
+    fused.forward(x)
+    assert layer.variant == "gemm"
+    layer.pinned = None
+    np.testing.assert_allclose(fused.forward(x), ref.forward(x), rtol=1e-5, atol=1e-5)
+    assert layer.variant in ("direct", "gemm")
