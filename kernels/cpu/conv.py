@@ -30,6 +30,7 @@ from numba import njit, prange
 
 from .options import PRANGE_ONLY
 from .pool import relu_maxpool_plane
+from .unroll import fold, unroll
 
 # fastmath lets the compiler reorder the sums of the weight gradients into SIMD lanes; the
 # results differ from a sequential sum only by rounding (tests: ≤ 1e-10 relative in float64).
@@ -44,26 +45,6 @@ def group(k: int, l: int, n: int, nt: int, itemsize: int) -> int:
     g = -(-WIDTH // l)
     g = min(g, GROUP_BYTES // (k * l * itemsize), -(-n // nt))
     return max(1, g)
-
-
-@njit(**OPTS)
-def _unroll(xs, kh, kw, sh, sw, oh, ow, cols, g):
-    """xs (C, Hp, Wp) -> cols[:, g] (C·kh·kw, oh·ow) of cols (C·kh·kw, G, oh·ow)."""
-    k = 0
-    for c in range(xs.shape[0]):
-        for p in range(kh):
-            for q in range(kw):
-                row = cols[k, g]
-                for i in range(oh):
-                    src = xs[c, i * sh + p]
-                    base = i * ow
-                    if sw == 1:  # contiguous: the compiler vectorises this copy, not the strided one
-                        for j in range(ow):
-                            row[base + j] = src[j + q]
-                    else:
-                        for j in range(ow):
-                            row[base + j] = src[j * sw + q]
-                k += 1
 
 
 @njit(inline="always", **OPTS)
@@ -94,26 +75,6 @@ def _matmul(w2, b, cols, z, nl):
             zr = z[f]
             for l in range(nl):
                 zr[l] += a * cr[l]
-
-
-@njit(**OPTS)
-def _fold(dcols, kh, kw, sh, sw, oh, ow, dxs, g):
-    """dxs (C, Hp, Wp) += col2im(dcols[:, g]) of dcols (C·kh·kw, G, oh·ow)."""
-    k = 0
-    for c in range(dxs.shape[0]):
-        for p in range(kh):
-            for q in range(kw):
-                row = dcols[k, g]
-                for i in range(oh):
-                    dst = dxs[c, i * sh + p]
-                    base = i * ow
-                    if sw == 1:
-                        for j in range(ow):
-                            dst[j + q] += row[base + j]
-                    else:
-                        for j in range(ow):
-                            dst[j * sw + q] += row[base + j]
-                k += 1
 
 
 @njit(inline="always", **OPTS)
@@ -182,38 +143,17 @@ def _grads(w2, cols, dz, dw, db, dcols, nl, need_dx):
 
 
 @njit(parallel=PRANGE_ONLY, **OPTS)
-def _conv_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, g, nt):
-    """xpad (N, C, Hp, Wp), w2 (F, C·kh·kw), b (F,) -> y (N, F, oh, ow); g samples per group."""
+def _forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, poh, pow_, g, nt):
+    """The forward of every direct kernel, g samples per group. Without ``pool``: y = z
+    (N, F, oh, ow), arg a dummy. With ``pool``: y = maxpool(relu(z)) (N, F, poh, pow) and
+    arg int32 (same shape) = i·ow + j of the window's first maximum of z, or −1 where that
+    maximum is ≤ 0 (ReLU passes no gradient); relu(max z) = max relu(z): ReLU is monotonic."""
     n = xpad.shape[0]
     nf, nk = w2.shape
     nl = oh * ow
-    y = np.empty((n, nf, nl), dtype=xpad.dtype)
-    for t in prange(nt):
-        cols = np.empty((nk, g, nl), dtype=xpad.dtype)
-        z = np.empty((nf, g, nl), dtype=xpad.dtype)
-        for s0 in range(t * g, n, nt * g):
-            m = min(g, n - s0)
-            for j in range(m):
-                _unroll(xpad[s0 + j], kh, kw, sh, sw, oh, ow, cols, j)
-            _matmul(w2, b, cols.reshape(nk, g * nl), z.reshape(nf, g * nl), m * nl)
-            for j in range(m):
-                for f in range(nf):
-                    y[s0 + j, f] = z[f, j]
-    return y.reshape(n, nf, oh, ow)
-
-
-@njit(parallel=PRANGE_ONLY, **OPTS)
-def _conv_relu_maxpool_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, pkh, pkw, psh, psw, poh, pow_, g, nt):
-    """maxpool(relu(conv(xpad))) -> y (N, F, poh, pow), arg int32 (same shape).
-
-    arg = i·ow + j of the window's first maximum of z, or −1 where that maximum is ≤ 0
-    (ReLU passes no gradient). relu(max z) = max relu(z): ReLU is monotonic.
-    """
-    n = xpad.shape[0]
-    nf, nk = w2.shape
-    nl = oh * ow
-    y = np.empty((n, nf, poh, pow_), dtype=xpad.dtype)
-    arg = np.empty((n, nf, poh, pow_), dtype=np.int32)
+    y = np.empty((n, nf, poh, pow_) if pool else (n, nf, oh, ow), dtype=xpad.dtype)
+    arg = np.empty((n, nf, poh, pow_) if pool else (1, 1, 1, 1), dtype=np.int32)
+    yl = y.reshape(n, nf, -1)
     zero = xpad.dtype.type(0)  # z already holds the bias
     for t in prange(nt):
         cols = np.empty((nk, g, nl), dtype=xpad.dtype)
@@ -221,11 +161,14 @@ def _conv_relu_maxpool_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, pkh, pkw, ps
         for s0 in range(t * g, n, nt * g):
             m = min(g, n - s0)
             for j in range(m):
-                _unroll(xpad[s0 + j], kh, kw, sh, sw, oh, ow, cols, j)
+                unroll(xpad[s0 + j], kh, kw, sh, sw, oh, ow, cols, j)
             _matmul(w2, b, cols.reshape(nk, g * nl), z.reshape(nf, g * nl), m * nl)
             for j in range(m):
                 for f in range(nf):
-                    relu_maxpool_plane(z[f, j], ow, zero, pkh, pkw, psh, psw, y[s0 + j, f], arg[s0 + j, f])
+                    if pool:
+                        relu_maxpool_plane(z[f, j], ow, zero, pkh, pkw, psh, psw, y[s0 + j, f], arg[s0 + j, f])
+                    else:
+                        yl[s0 + j, f] = z[f, j]
     return y, arg
 
 
@@ -235,13 +178,13 @@ def _g(w2, l, x, nt):
 
 def conv_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, nt):
     """xpad (N, C, Hp, Wp), w2 (F, C·kh·kw), b (F,) -> y (N, F, oh, ow)."""
-    return _conv_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, _g(w2, oh * ow, xpad, nt), nt)
+    return _forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, False, 1, 1, 1, 1, 1, 1, _g(w2, oh * ow, xpad, nt), nt)[0]
 
 
 def conv_relu_maxpool_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, pkh, pkw, psh, psw, poh, pow_, nt):
-    """maxpool(relu(conv(xpad))) -> y, arg (N, F, poh, pow); see _conv_relu_maxpool_forward."""
-    return _conv_relu_maxpool_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, pkh, pkw, psh, psw, poh, pow_,
-                                      _g(w2, oh * ow, xpad, nt), nt)
+    """maxpool(relu(conv(xpad))) -> y, arg (N, F, poh, pow); see _forward."""
+    return _forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, True, pkh, pkw, psh, psw, poh, pow_,
+                    _g(w2, oh * ow, xpad, nt), nt)
 
 
 PLAIN, RELU, MAXPOOL = 0, 1, 2  # how a backward pass turns dy into dz
@@ -283,13 +226,13 @@ def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, nt):
                             for jj in range(ow):
                                 gr = dy[s, f, i, jj]
                                 dzr[i * ow + jj] = gr if mode == PLAIN or aux[s, f, i, jj] > 0 else 0
-                _unroll(xpad[s], kh, kw, sh, sw, oh, ow, cols, j)
+                unroll(xpad[s], kh, kw, sh, sw, oh, ow, cols, j)
             _grads(w2, cols.reshape(nk, g * nl), dz.reshape(nf, g * nl), dw_t[t], db_t[t],
                    dcols.reshape(nk, g * nl) if need_dx else dcols.reshape(1, 1), m * nl, need_dx)
             if need_dx:
                 for j in range(m):
                     dxpad[s0 + j] = 0
-                    _fold(dcols, kh, kw, sh, sw, oh, ow, dxpad[s0 + j], j)
+                    fold(dcols, kh, kw, sh, sw, oh, ow, dxpad[s0 + j], j)
     return dxpad, dw_t.sum(axis=0), db_t.sum(axis=0)
 
 

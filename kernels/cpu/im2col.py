@@ -2,7 +2,8 @@
 
 Column layout, one row per (c, p, q), one column per output position (n, i, j):
     cols[(c, p, q), (n, i, j)] = xpad[n, c, i·sh + p, j·sw + q]           (C·kh·kw, N·oh·ow)
-The innermost copy runs along j, contiguous in both arrays. The forward is one GEMM
+filled and folded back sample by sample with unroll.py's helpers (the batch is one group).
+The forward is one GEMM
     z = W₂ @ cols   (F, N·oh·ow)   with W₂ = W.reshape(F, C·kh·kw)
 and the backward  dW₂ = dz @ colsᵀ,  dcols = W₂ᵀ @ dz,  dx = col2im(dcols).
 z is in "CNHW" order; ``cnhw_to_nchw_bias`` and ``nchw_to_cnhw`` move between layouts.
@@ -13,8 +14,8 @@ import numpy as np
 from numba import njit, prange
 
 from .options import PRANGE_ONLY
-
 from .pool import relu_maxpool_plane
+from .unroll import fold, unroll
 
 OPTS = dict(cache=True, nogil=True)
 
@@ -23,20 +24,9 @@ OPTS = dict(cache=True, nogil=True)
 def im2col(xpad, kh, kw, sh, sw, oh, ow):
     """xpad (N, C, Hp, Wp) -> cols (C·kh·kw, N·oh·ow)."""
     n, c = xpad.shape[0], xpad.shape[1]
-    cols = np.empty((c, kh, kw, n, oh, ow), dtype=xpad.dtype)
+    cols = np.empty((c * kh * kw, n, oh * ow), dtype=xpad.dtype)
     for k in prange(n):
-        for ci in range(c):
-            for p in range(kh):
-                for q in range(kw):
-                    for i in range(oh):
-                        src = xpad[k, ci, i * sh + p]
-                        dst = cols[ci, p, q, k, i]
-                        if sw == 1:  # contiguous: vectorised (a runtime stride is not)
-                            for j in range(ow):
-                                dst[j] = src[j + q]
-                        else:
-                            for j in range(ow):
-                                dst[j] = src[j * sw + q]
+        unroll(xpad[k], kh, kw, sh, sw, oh, ow, cols, k)
     return cols.reshape(c * kh * kw, n * oh * ow)
 
 
@@ -44,22 +34,11 @@ def im2col(xpad, kh, kw, sh, sw, oh, ow):
 def col2im(dcols, n, c, hp, wp, kh, kw, sh, sw, oh, ow):
     """dcols (C·kh·kw, N·oh·ow) -> dxpad (N, C, Hp, Wp): every entry added back to the pixel it
     came from. Parallel over samples, so no two threads touch the same pixel (no atomics)."""
-    d = dcols.reshape(c, kh, kw, n, oh, ow)
+    d = dcols.reshape(c * kh * kw, n, oh * ow)
     dx = np.empty((n, c, hp, wp), dtype=dcols.dtype)
     for k in prange(n):
         dx[k] = 0
-        for ci in range(c):
-            for p in range(kh):
-                for q in range(kw):
-                    for i in range(oh):
-                        src = d[ci, p, q, k, i]
-                        dst = dx[k, ci, i * sh + p]
-                        if sw == 1:
-                            for j in range(ow):
-                                dst[j + q] += src[j]
-                        else:
-                            for j in range(ow):
-                                dst[j * sw + q] += src[j]
+        fold(d, kh, kw, sh, sw, oh, ow, dx[k], k)
     return dx
 
 
