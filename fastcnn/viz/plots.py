@@ -99,21 +99,23 @@ def confusion_heatmap(cm, path, classes=None, title="confusion matrix (test set)
     return _save(fig, path)
 
 
-def image_grid(images, titles, path, ncols=9, suptitle=None, cmap="gray_r") -> Path:
-    """Small images in a grid, each with a title (e.g. 'true 7 → 2 (0.91)')."""
+def image_grid(images, titles, path, ncols=9, suptitle=None, cmap="gray_r", cell=(1.35, 1.55),
+               title_size=8, suptitle_size=None, **imshow) -> Path:
+    """Small images in a grid, each with a title (e.g. 'true 7 → 2 (0.91)'); ``cell`` is the
+    inches per image (width, height), ``imshow`` extra arguments such as vmin/vmax."""
     plt = require_matplotlib()
     n = len(images)
     ncols = max(1, min(ncols, n))
     nrows = max(1, math.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.35 * ncols, 1.55 * nrows + (0.4 if suptitle else 0)),
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell[0] * ncols, cell[1] * nrows + (0.4 if suptitle else 0)),
                              squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
-            ax.imshow(np.asarray(images[i]), cmap=cmap, interpolation="nearest")
-            ax.set_title(titles[i], fontsize=8)
+            ax.imshow(np.asarray(images[i]), cmap=cmap, interpolation="nearest", **imshow)
+            ax.set_title(titles[i], fontsize=title_size)
     if suptitle:
-        fig.suptitle(suptitle)
+        fig.suptitle(suptitle, fontsize=suptitle_size)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -147,19 +149,9 @@ def first_layer_filters(model, path) -> Path | None:
         return None
     w = as_numpy(convs[0].weight.data)[:, 0]
     lim = float(np.abs(w).max()) or 1.0
-    plt = require_matplotlib()
-    n = len(w)
-    ncols = min(n, 12)
-    nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.1 * ncols, 1.25 * nrows + 0.5), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < n:
-            ax.imshow(w[i], cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
-            ax.set_title(str(i), fontsize=8)
-    fig.suptitle(f"first-layer filters {tuple(w.shape[1:])} ({convs[0].name}); red > 0 > blue")
-    fig.tight_layout()
-    return _save(fig, path)
+    return image_grid(list(w), [str(i) for i in range(len(w))], path, ncols=12,
+                      suptitle=f"first-layer filters {tuple(w.shape[1:])} ({convs[0].name}); red > 0 > blue",
+                      cmap="RdBu_r", cell=(1.1, 1.25), vmin=-lim, vmax=lim)
 
 
 def layer_outputs(model, image) -> list:
@@ -185,23 +177,15 @@ def layer_outputs(model, image) -> list:
 
 def feature_maps(model, image, out_dir, prefix="featuremaps", max_channels=24) -> list:
     """One PNG per convolution / pooling layer with its feature maps for ``image``; paths."""
-    plt = require_matplotlib()
     paths = []
     for idx, (layer, fm) in enumerate(layer_outputs(model, image)):
         n = min(len(fm), max_channels)
-        ncols = min(n, 12)
-        nrows = math.ceil(n / ncols)
-        fig, axes = plt.subplots(nrows, ncols, figsize=(1.1 * ncols, 1.2 * nrows + 0.5), squeeze=False)
-        for i, ax in enumerate(axes.flat):
-            ax.axis("off")
-            if i < n:
-                ax.imshow(fm[i], cmap="viridis", interpolation="nearest")
-                ax.set_title(str(i), fontsize=7)
         more = f", first {n} of {len(fm)} channels" if n < len(fm) else ""
-        fig.suptitle(f"{layer.name}: output {tuple(fm.shape)}{more}", fontsize=10)
-        fig.tight_layout()
         safe = layer.name.replace("#", "")
-        paths.append(_save(fig, Path(out_dir) / f"{prefix}_{idx}_{safe}.png"))
+        paths.append(image_grid(list(fm[:n]), [str(i) for i in range(n)],
+                                Path(out_dir) / f"{prefix}_{idx}_{safe}.png", ncols=12,
+                                suptitle=f"{layer.name}: output {tuple(fm.shape)}{more}", cmap="viridis",
+                                cell=(1.1, 1.2), title_size=7, suptitle_size=10))
     return paths
 
 
