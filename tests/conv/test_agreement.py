@@ -32,15 +32,25 @@ def _random_geometries(count, seed):
     return out
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-@pytest.mark.parametrize("algo", CPU_CONV)
-@pytest.mark.parametrize("geom", _random_geometries(12, seed=0), ids=lambda g: "x".join(map(str, g[:3])) + f"k{g[4]}s{g[5]}p{g[6]}")
-def test_conv_agrees_with_naive(algo, geom, dtype):
+def _geom_id(g):
+    return "x".join(map(str, g[:3])) + f"k{g[4]}s{g[5]}p{g[6]}"
+
+
+def _conv_case(geom, dtype, seed):
+    """x (N, C, H, W), w (F, C, kh, kw), b (F,), stride, padding for a geometry of _random_geometries."""
     n, c, f, hw, k, s, p = geom
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c) + hw).astype(dtype)
     w = rng.standard_normal((f, c) + k).astype(dtype)
     b = rng.standard_normal(f).astype(dtype)
+    return x, w, b, s, p, rng
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("algo", CPU_CONV)
+@pytest.mark.parametrize("geom", _random_geometries(12, seed=0), ids=_geom_id)
+def test_conv_agrees_with_naive(algo, geom, dtype):
+    x, w, b, s, p, rng = _conv_case(geom, dtype, seed=1)
     y_ref, cache_ref = CONV["naive"].forward(x, w, b, s, p)
     y, cache = CONV[algo].forward(x, w, b, s, p)
     assert y.shape == y_ref.shape and y.dtype == dtype
@@ -122,15 +132,11 @@ def test_backend_array_module():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("variant", ["direct", "gemm"])
-@pytest.mark.parametrize("geom", _random_geometries(8, seed=5), ids=lambda g: "x".join(map(str, g[:3])) + f"k{g[4]}s{g[5]}p{g[6]}")
+@pytest.mark.parametrize("geom", _random_geometries(8, seed=5), ids=_geom_id)
 def test_numba_variants_agree_with_naive(variant, geom, dtype):
     """Both Numba variants, whichever the per-shape timing would pick."""
     from fastcnn.conv import numba_conv
-    n, c, f, hw, k, s, p = geom
-    rng = np.random.default_rng(6)
-    x = rng.standard_normal((n, c) + hw).astype(dtype)
-    w = rng.standard_normal((f, c) + k).astype(dtype)
-    b = rng.standard_normal(f).astype(dtype)
+    x, w, b, s, p, rng = _conv_case(geom, dtype, seed=6)
     y_ref, cache_ref = CONV["naive"].forward(x, w, b, s, p)
     y, cache = numba_conv._forward(variant, x, w, b, s, p)
     assert cache[0] == variant
