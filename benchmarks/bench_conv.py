@@ -22,18 +22,13 @@ def main(argv=None) -> int:
     ap.add_argument("--always-scale-naive", action="store_true",
                     help="never time naive at the full batch: scale its small-batch time linearly")
     args = ap.parse_args(argv)
-    from fastcnn.threads import set_thread_env
-
-    set_thread_env(args.threads)  # before numpy is imported, as the fastcnn command does
-    from fastcnn import bench
+    from fastcnn import bench, settings
 
     args.what = "conv"
     args.naive_full_ms = 0 if args.always_scale_naive else None
-    return bench.main(args)
+    with settings(threads=args.threads):
+        return bench.main(args)
 
 
 if __name__ == "__main__":
-    from fastcnn.threads import reexec_with_env
-
-    reexec_with_env([__file__] + sys.argv[1:])  # OpenBLAS reads its thread timeout at start
     sys.exit(main())

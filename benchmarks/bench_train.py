@@ -19,17 +19,12 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="results folder (default benchmarks/results)")
     ap.add_argument("--steps-to-97", type=int, help="steps the default recipe needs to reach 97 %% (skip measuring)")
     args = ap.parse_args(argv)
-    from fastcnn.threads import set_thread_env
-
-    set_thread_env(args.threads)  # before numpy is imported, as the fastcnn command does
-    from fastcnn import bench
+    from fastcnn import bench, settings
 
     args.what = "train"
-    return bench.main(args)
+    with settings(threads=args.threads):
+        return bench.main(args)
 
 
 if __name__ == "__main__":
-    from fastcnn.threads import reexec_with_env
-
-    reexec_with_env([__file__] + sys.argv[1:])  # OpenBLAS reads its thread timeout at start
     sys.exit(main())

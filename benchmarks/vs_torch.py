@@ -6,7 +6,7 @@
 Same network (PyTorch's copy is built layer by layer from the fastcnn preset and starts
 from fastcnn's weights; a Linear weight is (in, out) in fastcnn and (out, in) in torch),
 same batches (float32, normalised once, outside the clocks), same optimizer (the preset's
-recipe: Adam, lr 1e-3), same thread count (torch.set_num_threads and fastcnn's set_threads).
+recipe: Adam, lr 1e-3), same thread count (torch.set_num_threads and fastcnn.settings(threads=...)).
 Throughput: after a warm-up (fastcnn's auto-tune and Numba compilation included), the two
 alternate in rounds of ``--steps`` steps — fastcnn first in even rounds, torch first in odd
 ones — so that machine noise hits both; a round's ratio is fastcnn's samples/s over torch's
@@ -24,8 +24,6 @@ import os
 import statistics
 import sys
 import time
-
-import fastcnn  # noqa: F401  (before torch/numpy: fastcnn sets its thread-pool defaults at import)
 
 INSTALL = ("PyTorch is not installed: run  pip install torch==2.13.0  (the CPU wheel on these machines)"
            "  or  pip install '.[bench]'  from the fastcnn checkout")
@@ -130,7 +128,6 @@ def throughput(args, bs, data, torch, log=print) -> dict:
     batches = fixed_batches(data, 8, bs)
     for step in (fc, tc):  # warm-up: auto-tune, compilation, first allocations
         run_steps(step, batches, 3)
-    fc.tune(*batches[0])  # BLAS threads for the fused path, as the Trainer's warm-up does
     fc_sps, tc_sps, ratios = [], [], []
     for r in range(args.rounds):
         times = {}
@@ -144,7 +141,7 @@ def throughput(args, bs, data, torch, log=print) -> dict:
     return {"model": args.model, "batch": bs, "threads": args.threads, "rounds": args.rounds, "steps": args.steps,
             "fastcnn_sps": f, "torch_sps": t, "fastcnn_ms": bs / f * 1e3, "torch_ms": bs / t * 1e3,
             "ratio": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
-            "conv_algo": "/".join(str(l.algo_used) for l in fc.model.layers if hasattr(l, "algo_used"))}
+            "conv_algo": "/".join(str(l.algo_used) for l in fc.model.plan() if hasattr(l, "algo_used"))}
 
 
 def time_to_97(args, data, torch, log=print) -> dict:
@@ -160,7 +157,6 @@ def time_to_97(args, data, torch, log=print) -> dict:
     warm = Stepper(args.model)  # compile and auto-tune on a throw-away model, outside the clock
     run_steps(warm, fixed_batches(data, 3, r.batch_size), 3)
     fc = Stepper(args.model)
-    fc.tune(*fixed_batches(data, 1, r.batch_size)[0])  # as the Trainer's warm-up (no update)
     tc = TorchStepper(fc.model, r, torch)
     run_steps(TorchStepper(warm.model, r, torch), fixed_batches(data, 3, r.batch_size), 3)
     it = BatchIterator(data.x_train, np.asarray(data.y_train, np.int64), r.batch_size, shuffle=True, seed=0)
@@ -204,9 +200,6 @@ CSV_COLUMNS = COLUMNS + [("rounds", "rounds", "d"), ("steps", "steps per round",
 
 def main(argv=None) -> int:
     args = parse(argv)
-    from fastcnn.threads import set_thread_env
-
-    set_thread_env(args.threads)  # before numpy and torch load their thread pools
     try:
         import torch
     except ImportError:
@@ -217,10 +210,20 @@ def main(argv=None) -> int:
     from fastcnn import models
     from fastcnn.bench import machine, tables
     from fastcnn.data import load_mnist
-    from fastcnn.threads import set_threads
+    from fastcnn import settings
 
     torch.set_num_threads(args.threads)
-    threads = set_threads(args.threads)
+    with settings(threads=args.threads):
+        return _main(args, torch, args.threads)
+
+
+def _main(args, torch, threads) -> int:
+    from pathlib import Path
+
+    from fastcnn import models
+    from fastcnn.bench import machine, tables
+    from fastcnn.data import load_mnist
+
     info = machine.info(threads)
     info["torch"] = f"{torch.__version__} ({torch.get_num_threads()} threads)"
     header = machine.header_lines(info)
@@ -255,7 +258,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from fastcnn.threads import reexec_with_env
-
-    reexec_with_env([__file__] + sys.argv[1:])  # OpenBLAS reads its thread timeout at start
     sys.exit(main())

@@ -1,7 +1,7 @@
 """The `fastcnn` command: train, eval, summary, predict, bench.
 
-Arguments are parsed before numpy is imported, so that --threads can set the
-BLAS thread count the only way every BLAS honours: its environment variable.
+Each command runs inside ``fastcnn.settings(threads=--threads)``; nothing else about the
+process is changed (no environment variables, no restart).
 """
 from __future__ import annotations
 
@@ -82,18 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    if argv is None:  # run as a command, not called from Python: OpenBLAS reads its env at start
-        from .threads import reexec_with_env
-        reexec_with_env(["-m", "fastcnn"] + sys.argv[1:])
     args = build_parser().parse_args(argv)
-    from .threads import set_thread_env
-    set_thread_env(getattr(args, "threads", None))
     from .backend import BackendError
     from .data import DataError
+    from .scoped_settings import settings
     from .train import TrainingError
 
     try:
-        return COMMANDS[args.command](args) or 0
+        with settings(threads=getattr(args, "threads", None)):
+            return COMMANDS[args.command](args) or 0
     except (ValueError, DataError, BackendError, TrainingError, FileNotFoundError, OSError) as e:
         print(f"fastcnn {args.command}: error: {e}", file=sys.stderr)
         return 2

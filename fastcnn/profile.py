@@ -7,7 +7,9 @@ from . import backend
 
 
 class Profiler:
-    """Wraps every layer's forward and backward of a Sequential with a clock.
+    """Wraps every layer's forward and backward of a Sequential with a clock — the layers that
+    run (its fused plan on the CPU backend) — until ``close()`` (or the end of a ``with``
+    block) puts the layers' own methods back.
 
     On the GPU the device is synchronised before each reading, which slows the run
     a little but attributes the time to the right layer.
@@ -16,8 +18,25 @@ class Profiler:
     def __init__(self, model):
         self.model = model
         self.times = {}  # layer name -> [forward seconds, backward seconds, calls]
-        for layer in model.layers:
+        params = model.parameters()
+        on_cpu = not params or backend.array_module(params[0].data) is backend.np
+        self.layers = list(model.plan() if on_cpu else model.layers)
+        for layer in self.layers:
             self._wrap(layer)
+
+    def close(self) -> None:
+        """Put every layer's own forward and backward back (idempotent)."""
+        for layer in self.layers:
+            layer.__dict__.pop("forward", None)
+            layer.__dict__.pop("backward", None)
+        self.layers = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
 
     def _wrap(self, layer):
         rec = self.times.setdefault(layer.name, [0.0, 0.0, 0])

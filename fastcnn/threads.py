@@ -1,79 +1,83 @@
-"""One knob for the CPU threads of BLAS and Numba, so that they never oversubscribe the cores."""
+"""The thread policy around fastcnn's own compute: BLAS on one thread, Numba on all of them.
+
+A training step alternates Numba's parallel kernels (the convolutions) with small BLAS calls
+(Linear layers, the gemm variant). OpenBLAS's idle workers spin for about 2**28 cycles after a
+multi-threaded call — a tenth of a second — on the very cores Numba's threads need next, and
+OpenBLAS reads its spin time only from the environment it started with. Instead of restarting
+the process with another environment, fastcnn runs its own compute with BLAS on the calling
+thread only: no BLAS worker ever wakes, so none spins. The small GEMMs of these networks lose
+little (a 128×256 @ 256×120 product is ≈ 0.05 ms on one core), and Numba's kernels keep every core.
+
+``compute()`` is that scope: re-entrant and cheap (two ctypes calls on entry and on exit of
+the outermost scope), process-wide while it runs (a BLAS limit cannot be per thread), and the
+previous limit is put back when the outermost scope exits. Sequential's forward and backward
+use it, so a plain training loop gets it without asking.
+"""
 from __future__ import annotations
 
-import os
-import sys
+import threading
 
-#: OpenBLAS's idle worker threads spin for about 2**N cycles before sleeping. Its default (N≈28)
-#: keeps them spinning through a whole training step, on the cores Numba's threads need;
-#: N=4 lets them sleep at once. OpenBLAS reads this only from the environment the process
-#: started with (setting it later from Python had no effect), hence ``reexec_with_env``.
-BLAS_ENV = {"OPENBLAS_THREAD_TIMEOUT": "4"}
-
-_blas = None  # the BLAS thread count last set here (None: the library's own default)
-_limits = None
+_lock = threading.Lock()
+_depth = 0
+_saved: list = []
+_blas = None  # the BLAS libraries' threadpoolctl controllers, found once
 
 
-THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+def _blas_libs() -> list:
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
 
-
-def set_thread_env(n) -> None:
-    """Put ``n`` in every thread-count variable, for pools that start later (call before numpy,
-    numba or torch are imported: each pool reads its variable once, at start). No-op for None."""
-    if n:
-        for var in THREAD_ENV:
-            os.environ[var] = str(n)
-
-
-def set_threads(n: int | None) -> int:
-    """Use ``n`` threads for BLAS (via threadpoolctl) and for Numba's parallel kernels.
-
-    None means all cores. The two never run at the same time (a step calls one, then
-    the other), so giving each the same ``n`` keeps the machine at ``n`` busy threads.
-    Returns the number in force.
-    """
-    import numba
-
-    cores = os.cpu_count() or 1
-    if n is None:
-        n = cores
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"threads must be a positive integer, got {n!r}")
-    n = min(n, numba.config.NUMBA_NUM_THREADS)
-    numba.set_num_threads(n)
-    set_blas_threads(n)
-    return n
-
-
-def set_blas_threads(n: int) -> None:
-    """Limit BLAS to ``n`` threads from now on (process-wide)."""
-    global _blas, _limits
-    from threadpoolctl import threadpool_limits
-
-    _limits = threadpool_limits(limits=n, user_api="blas")
-    _blas = n
-
-
-def blas_threads():
-    """The BLAS thread count set through this module, or None."""
+        _blas = list(ThreadpoolController().select(user_api="blas").lib_controllers)
     return _blas
 
 
+class _Compute:
+    """BLAS limited to one thread while fastcnn computes; see the module docstring."""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        global _depth
+        with _lock:
+            if _depth == 0:
+                _saved.clear()
+                for lib in _blas_libs():
+                    n = lib.num_threads
+                    _saved.append(n)
+                    if n != COMPUTE_BLAS_THREADS:
+                        lib.set_num_threads(COMPUTE_BLAS_THREADS)
+            _depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        global _depth
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                for lib, n in zip(_blas_libs(), _saved):
+                    if n != COMPUTE_BLAS_THREADS:
+                        lib.set_num_threads(n)
+        return False
+
+
+#: BLAS threads inside ``compute()``.
+COMPUTE_BLAS_THREADS = 1
+_COMPUTE = _Compute()
+
+
+def compute() -> _Compute:
+    """The scope fastcnn's CPU compute runs in: ``with threads.compute(): ...``."""
+    return _COMPUTE
+
+
 def numba_threads() -> int:
+    """Numba's thread count in force for the calling thread."""
     import numba
 
     return numba.get_num_threads()
 
 
-def reexec_with_env(argv: list) -> None:
-    """Restart this process as ``python argv...`` with ``BLAS_ENV`` in its environment, unless
-    those variables are already set (by the user, or by an earlier restart). Interleaved runs
-    of a LeNet-5 step on the 2-core machine: ≈ 9.5 ms without, ≈ 5.9 ms with. Set
-    FASTCNN_NO_REEXEC=1 to keep the process as it is."""
-    if os.environ.get("FASTCNN_NO_REEXEC") or all(k in os.environ for k in BLAS_ENV) or not sys.executable:
-        return
-    for k, v in BLAS_ENV.items():
-        os.environ.setdefault(k, v)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable] + list(argv))
+def blas_threads() -> int:
+    """The BLAS thread count fastcnn's compute uses (the same on every run: part of tuning keys)."""
+    return COMPUTE_BLAS_THREADS

@@ -1,8 +1,10 @@
 """The Trainer: the loop, evaluation, stop rules, checkpoints and resume.
 
-One step: uint8 batch -> float32 on the model's device -> forward -> SoftmaxCrossEntropy
--> backward (every layer overwrites its parameters' .grad) -> optimizer.step().
+One step (fastcnn.step.train_step): uint8 batch -> float32 on the model's device -> forward
+-> SoftmaxCrossEntropy -> backward (every layer overwrites its parameters' .grad) -> optimizer.step().
 ``train_seconds`` counts the training steps only: no data loading, no evaluation.
+The run's settings (threads, forced conv algorithm, deterministic mode) hold inside ``fit()``
+only (``fastcnn.settings``): afterwards the process is as it was, also when fit raises.
 """
 from __future__ import annotations
 
@@ -15,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import augment, backend, io, models, optim
+from . import augment, backend, io, models, optim, threads
 from . import schedule as schedules
 from .config import TrainConfig
-from .conv import registry
 from .data import BatchIterator, normalize
 from .data.formats import load_data, select_classes
 from .nn import SoftmaxCrossEntropy
-from .nn.fused import fuse
+from .scoped_settings import settings
+from .step import train_step
 
 
 #: Accuracy levels whose first crossing is recorded in metrics.json ("milestones").
@@ -72,60 +74,6 @@ def buffers_restored(model):
                 getattr(layer, k)[...] = b
 
 
-def tune_fused(net, model, loss_fn, xb, yb):
-    """Tune the fused Numba path in context: for BLAS on all threads and on one, pick each fused
-    layer's variant (direct / gemm) by timing whole forward+backward passes of ``net``, then keep
-    the fastest setting (BLAS threads are process-wide). Returns the BLAS thread count, or None
-    when Numba has a single thread.
-
-    Why in context: a layer timed alone can favour "gemm" while, inside a step, handing the cores
-    from Numba's threads to OpenBLAS's and back costs more than it saved (lenet5, batch 128:
-    4.9–5.7 ms per step with both convolutions direct, 6.6–9.5 ms with the second one gemm). And
-    BLAS on one thread leaves OpenBLAS no workers to spin against Numba's: up to 1.5× faster at
-    batch ≥ 128, up to 1.2× slower at batch 32–64. No parameter changes (no optimizer step);
-    batch-norm statistics are restored."""
-    from . import threads
-    from .conv.numba_conv import VARIANTS
-    from .nn.fused import _FusedConv
-
-    ROUNDS = 3  # per variant: the best of three medians of four passes
-    n = threads.numba_threads()
-    fused = [layer for layer in net.layers if isinstance(layer, _FusedConv)]
-    if n < 2 and not fused:
-        return None
-
-    def measure():
-        times = []
-        for i in range(6):
-            t0 = time.perf_counter()
-            loss_fn.forward(net.forward(xb), yb)
-            net.backward(loss_fn.backward())
-            if i >= 2:
-                times.append(time.perf_counter() - t0)
-        return sorted(times)[len(times) // 2]
-
-    best = (float("inf"), None, None)
-    with buffers_restored(model):
-        for blas in ((n, 1) if n > 1 else (n,)):
-            threads.set_blas_threads(blas)
-            for layer in fused:  # greedy, one layer at a time, the others as they are
-                timed = {v: [] for v in VARIANTS}
-                for r in range(ROUNDS):  # alternating, so that a slow spell hits both variants
-                    for v in (VARIANTS if r % 2 == 0 else VARIANTS[::-1]):
-                        layer.pinned = v
-                        timed[v].append(measure())
-                layer.pinned = min(VARIANTS, key=lambda v: min(timed[v]))
-            t = min(measure() for _ in range(ROUNDS))
-            if t < best[0]:
-                best = (t, blas, [layer.pinned for layer in fused])
-    _, blas, variants = best
-    threads.set_blas_threads(blas)
-    for layer, v in zip(fused, variants):
-        layer.pinned = v
-    net.clear_cache()
-    return blas
-
-
 def default_run_dir(model: str) -> Path:
     return Path("runs") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
 
@@ -142,16 +90,13 @@ class Trainer:
         self.config = config.resolved()
         c = self.config
         self.xp = backend.get(c.backend)
-        if c.threads is not None:
-            from .threads import set_threads
-            set_threads(c.threads)
-        registry.force("conv", c.conv_algo)
-        registry.set_deterministic(c.deterministic)
+        #: what fit() runs under, scoped (fastcnn.settings)
+        self.settings = {"threads": c.threads, "conv_algo": c.conv_algo, "deterministic": c.deterministic}
         self.dtype = np.dtype(c.dtype)
         self.model = model if model is not None else models.build(c.model, seed=c.seed)
         self.model.to(self.xp, self.dtype)
-        # what runs: the model itself, or a fused chain over the same parameters (Numba CPU path)
-        self.net = fuse(self.model) if c.fuse and self.xp is np else self.model
+        self.model.fusion = c.fuse  # Conv→ReLU(→MaxPool) fused on the CPU backend (Sequential.plan)
+        self.net = self.model  # kept for older callers: the model runs its own plan now
         self.data = data if data is not None else load_data(c.data_dir)  # idx dir, .csv, .npz or .mat
         if c.classes:
             self.data = select_classes(self.data, c.classes)
@@ -218,9 +163,9 @@ class Trainer:
     # --- evaluation ----------------------------------------------------------------
     def evaluate(self) -> dict:
         t0 = time.perf_counter()
-        res = {"test": evaluate(self.net, self.data.x_test, self.data.y_test)}
+        res = {"test": evaluate(self.model, self.data.x_test, self.data.y_test)}
         if getattr(self.data, "x_val", None) is not None:
-            res["val"] = evaluate(self.net, self.data.x_val, self.data.y_val)
+            res["val"] = evaluate(self.model, self.data.x_val, self.data.y_val)
         self.state["eval_seconds"] += time.perf_counter() - t0
         return res
 
@@ -237,16 +182,21 @@ class Trainer:
 
     # --- the loop ------------------------------------------------------------------
     def fit(self) -> dict:
-        """Train until the epochs are done, the target accuracy is met or the time budget is spent."""
+        """Train until the epochs are done, the target accuracy is met or the time budget is spent.
+        The run's settings hold inside this call only and are restored when it returns or raises."""
+        with settings(**self.settings):
+            return self._fit()
+
+    def _fit(self) -> dict:
         from tqdm.auto import tqdm
 
         c, s, xp = self.config, self.state, self.xp
         self._prepare_out()
-        self.net.train()
+        self.model.train()
         self._warmup()
         if c.profile:
             from .profile import Profiler
-            self.profiler = Profiler(self.net)
+            self.profiler = Profiler(self.model)
         bar = tqdm(total=c.epochs * self.steps_per_epoch, initial=s["step"], disable=not c.progress,
                    unit="step", dynamic_ncols=True, file=sys.stderr)
         run_loss = xp.zeros((), self.dtype)
@@ -258,10 +208,7 @@ class Trainer:
                 self.batches.set_epoch(s["epoch"])
                 for xb, yb in self.batches.iter_from(s["step_in_epoch"]):
                     t0 = time.perf_counter()
-                    logits = self.net.forward(xb)
-                    loss = self.loss_fn.forward(logits, yb)
-                    self.net.backward(self.loss_fn.backward())
-                    self.optimizer.step()
+                    loss, logits = train_step(self.model, self.loss_fn, self.optimizer, xb, yb)
                     if self.schedule.per_batch:
                         self.schedule.step()
                     run_loss += loss
@@ -313,6 +260,8 @@ class Trainer:
                       f"(continue with: fastcnn train --resume {self.out})")
         finally:
             bar.close()
+            if self.profiler is not None:
+                self.profiler.close()
         if not self.history or self.history[-1]["step"] != s["step"]:
             self._record(last_loss, float("nan"), self.evaluate())
         self.checkpoint()
@@ -320,17 +269,17 @@ class Trainer:
 
     def _warmup(self):
         """One untimed forward/backward on a real batch, so that Numba compilation and the
-        automatic choice of algorithms stay out of train_seconds (they are reported as
-        compile_seconds). Batch-norm statistics are restored; no parameter changes."""
+        automatic choice of algorithms (timed once per machine, fastcnn.tuning) stay out of
+        train_seconds (they are reported as compile_seconds). Batch-norm statistics are
+        restored; no parameter changes."""
         t0 = time.perf_counter()
         self.batches.set_epoch(self.state["epoch"])
         xb, yb = next(iter(self.batches.iter_from(0)))
-        with buffers_restored(self.model):
-            self.loss_fn.forward(self.net.forward(xb), yb)
-            self.net.backward(self.loss_fn.backward())
-        if self.xp is np and self.net is not self.model and not self.config.deterministic:
-            self.state["blas_threads"] = tune_fused(self.net, self.model, self.loss_fn, xb, yb)
-        self.net.clear_cache()
+        with buffers_restored(self.model), threads.compute():
+            self.loss_fn.forward(self.model.forward(xb), yb)
+            self.model.backward(self.loss_fn.backward())
+        self.state["blas_threads"] = threads.blas_threads() if self.xp is np else None
+        self.model.clear_cache()
         backend.synchronize(self.xp)
         self.state["compile_seconds"] = self.state.get("compile_seconds", 0.0) + time.perf_counter() - t0
 
@@ -376,7 +325,8 @@ class Trainer:
     def _metrics(self) -> dict:
         s = self.state
         last = self.history[-1] if self.history else {}
-        convs = {l.name: l.algo_used for l in self.net.layers if getattr(l, "algo_used", None)}
+        ran = self.model.plan() if self.xp is np else self.model.layers
+        convs = {l.name: l.algo_used for l in ran if getattr(l, "algo_used", None)}
         m = {
             "test_accuracy": last.get("test_accuracy"),
             "test_loss": last.get("test_loss"),

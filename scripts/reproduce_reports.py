@@ -103,7 +103,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from fastcnn.threads import reexec_with_env
-
-    reexec_with_env([__file__] + sys.argv[1:])  # OpenBLAS reads its thread timeout at start
     sys.exit(main())

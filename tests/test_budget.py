@@ -31,12 +31,8 @@ def test_default_preset_reaches_97_percent_within_the_lab_limit(tmp_path):
 @pytest.mark.slow
 def test_numpy_im2col_path_alone_reaches_97_percent_within_the_lab_limit(tmp_path):
     """No Numba anywhere: im2col convolution and vectorised pooling, plain NumPy."""
-    prev = registry.force("pool", "vectorised")
-    try:
+    with registry.force("pool", "vectorised"):
         m = _train_to_97(tmp_path, model=models.DEFAULT, conv_algo="im2col", fuse=False)
-    finally:
-        registry.force("pool", prev)
-        registry.force("conv", None)
     assert set(m["conv_algo"].values()) == {"im2col", "vectorised"}
     assert m["status"] == "target_reached", m
     assert m["target_reached_seconds"] < LAB_LIMIT_S

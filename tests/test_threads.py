@@ -1,35 +1,41 @@
-"""The thread knobs: set_threads sets Numba and BLAS together; the restart sets OpenBLAS's env once."""
-import os
-import subprocess
-import sys
+"""The thread policy: fastcnn computes with BLAS on one thread, scoped, and puts the limit back."""
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
 
-import numba
-import pytest
-from threadpoolctl import threadpool_info
-
-from fastcnn import threads
+from fastcnn import models, threads
 
 
-def test_set_threads_sets_numba_and_blas():
+def _blas():
+    return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+
+def test_compute_scope_limits_blas_and_restores_it():
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = _blas()
+        with threads.compute():
+            assert set(_blas()) == {threads.COMPUTE_BLAS_THREADS}
+            with threads.compute():  # re-entrant
+                assert set(_blas()) == {threads.COMPUTE_BLAS_THREADS}
+            assert set(_blas()) == {threads.COMPUTE_BLAS_THREADS}
+        assert _blas() == before
+
+
+def test_compute_scope_restores_when_the_block_raises():
+    before = _blas()
     try:
-        assert threads.set_threads(1) == 1
-        assert numba.get_num_threads() == 1
-        assert threads.blas_threads() == 1
-        assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
-    finally:
-        threads.set_threads(None)
+        with threads.compute():
+            raise KeyError("boom")
+    except KeyError:
+        pass
+    assert _blas() == before
 
 
-def test_bad_thread_count():
-    with pytest.raises(ValueError, match="positive integer"):
-        threads.set_threads(0)
-
-
-def test_command_restarts_once_with_the_openblas_timeout():
-    env = {k: v for k, v in os.environ.items() if k not in threads.BLAS_ENV and k != "FASTCNN_NO_REEXEC"}
-    code = ("import os, sys; from fastcnn.threads import reexec_with_env; "
-            "print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), flush=True); "
-            "reexec_with_env(sys.orig_argv[1:])")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["None", "4"]  # first run: unset; after the restart: set, no second restart
+def test_a_plain_loop_leaves_blas_as_it_was():
+    """Sequential.forward/backward run inside the scope, and leave nothing behind."""
+    model = models.build("lenet5")
+    x = np.random.default_rng(0).standard_normal((4, 1, 28, 28)).astype(np.float32)
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = _blas()
+        y = model.forward(x)
+        model.backward(np.ones_like(y))
+        assert _blas() == before

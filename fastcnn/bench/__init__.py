@@ -73,10 +73,9 @@ def main(args) -> int:
     args.naive_full_ms, args.repeats (conv), args.steps_to_97 (train)."""
     from .. import backend
 
-    threads = getattr(args, "threads", None)
-    if threads:
-        from ..threads import set_threads
-        threads = set_threads(threads)
+    from ..threads import numba_threads
+
+    threads = getattr(args, "threads", None) and numba_threads()  # inside the command's settings scope
     xp = backend.get(getattr(args, "backend", "numpy") or "numpy")
     out = Path(getattr(args, "out", None) or DEFAULT_OUT)
     quick = bool(getattr(args, "quick", False))

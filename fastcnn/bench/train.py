@@ -1,7 +1,7 @@
 """`fastcnn bench train`: seconds per epoch of lenet5 training per conv path, and the projected time to 97 %.
 
-For each registered conv algorithm available on the backend (forced with
-``registry.force("conv", name)``, restored afterwards; pooling stays on "auto"):
+For each registered conv algorithm available on the backend (forced inside
+``fastcnn.settings(conv_algo=name)``; pooling stays on "auto"):
 batch 128, float32, the preset's recipe (models.recipe). A few warm-up steps
 (the first includes Numba compilation and the pooling auto-tune, reported as
 "first step s"), then a fixed number of steps timed one by one (device synchronised);
@@ -21,9 +21,11 @@ import time
 import numpy as np
 
 from .. import backend, models, optim
-from ..conv import CONV, registry
+from ..conv import CONV
 from ..data import BatchIterator, load_mnist
 from ..nn import SoftmaxCrossEntropy
+from ..scoped_settings import settings
+from ..step import train_step
 
 MODEL = "lenet5"
 BATCH = 128
@@ -35,11 +37,9 @@ EVAL_EVERY = 50
 ASSUMED_STEPS_TO_97 = 350
 
 
-from ..nn.fused import fuse  # noqa: E402
-
-
 class Stepper:
-    """One training step of a preset with its recipe: forward, loss, backward, optimizer.step()."""
+    """One training step of a preset with its recipe (``fastcnn.step.train_step``, as the Trainer
+    runs it): forward, loss, backward, optimizer.step()."""
 
     def __init__(self, model_name: str = MODEL, xp=np, dtype=np.float32, seed: int = 0):
         r = models.recipe(model_name)
@@ -47,21 +47,9 @@ class Stepper:
         self.model.train()
         self.optimizer = optim.make(r.optimizer, self.model.parameters(), r.lr, weight_decay=r.weight_decay)
         self.loss_fn = SoftmaxCrossEntropy()
-        # what the Trainer runs: fused Conv→ReLU→Pool layers on the Numba path when allowed
-        self.net = fuse(self.model) if xp is np else self.model
-
-    def tune(self, xb, yb):
-        """What the Trainer does in its warm-up: tune the fused path (variants, BLAS threads)."""
-        if self.net is not self.model:
-            from ..train import tune_fused
-            tune_fused(self.net, self.model, self.loss_fn, xb, yb)
 
     def __call__(self, xb, yb):
-        logits = self.net.forward(xb)
-        loss = self.loss_fn.forward(logits, yb)
-        self.net.backward(self.loss_fn.backward())
-        self.optimizer.step()
-        return loss
+        return train_step(self.model, self.loss_fn, self.optimizer, xb, yb)[0]
 
 
 def fixed_batches(data, n: int, batch_size: int = BATCH, xp=np, dtype=np.float32) -> list:
@@ -100,17 +88,9 @@ def time_steps(step, batches, xp, warmup: int, steps: int) -> dict:
     return {"first_s": first, "s_per_step": statistics.median(times)}
 
 
-class forced_conv:
-    """Context manager: force one conv algorithm, restore the previous forcing on exit."""
-
-    def __init__(self, name):
-        self.name = name
-
-    def __enter__(self):
-        self.prev = registry.force("conv", self.name)
-
-    def __exit__(self, *exc):
-        registry.force("conv", self.prev)
+def forced_conv(name):
+    """A scope forcing one conv algorithm (``fastcnn.settings(conv_algo=name)``)."""
+    return settings(conv_algo=name)
 
 
 def steps_to_target(conv_algo: str, backend_name: str = "numpy", threads=None, target: float = TARGET,

@@ -9,19 +9,16 @@ direct — one parallel region per pass, each group of samples unrolled into a c
 """
 from __future__ import annotations
 
-import time
-
 import numba
 import numpy as np
 
 from ..kernels.cpu import conv as kd
 from ..threads import blas_threads
-from . import registry
+from .. import tuning
 from ..kernels.cpu import im2col as k
 from .common import check_geometry, pad, unpad
 
 VARIANTS = ("direct", "gemm")
-_chosen: dict = {}
 
 
 def threads(n: int) -> int:
@@ -30,26 +27,11 @@ def threads(n: int) -> int:
 
 
 def choose(key, trials: dict) -> str:
-    """The fastest variant for ``key``: each of ``trials`` (name -> callable running a forward
-    and a backward) is run once to compile, then timed (best of 3); the winner is remembered.
-    Keys include the BLAS thread count: "gemm" depends on it, "direct" does not."""
-    if registry.deterministic():
-        return "direct"  # no timing, no BLAS: the same sums in the same order on every run
-    if key not in _chosen:
-        best, best_t = None, float("inf")
-        for name, run in trials.items():
-            run()
-            t = min(_timed(run) for _ in range(3))
-            if t < best_t:
-                best, best_t = name, t
-        _chosen[key] = best
-    return _chosen[key]
-
-
-def _timed(run) -> float:
-    t0 = time.perf_counter()
-    run()
-    return time.perf_counter() - t0
+    """The faster variant for ``key`` (name -> callable running a forward and a backward), timed
+    once per machine through fastcnn.tuning; "direct" in deterministic mode (no timing, no BLAS:
+    the same sums in the same order on every run). Keys hold both thread counts: "gemm"
+    depends on BLAS's, "direct" on Numba's."""
+    return tuning.choose("numba-variant", tuple(key) + (numba.get_num_threads(),), trials, "direct")
 
 
 def gemm(x, w, stride, padding):
@@ -92,15 +74,14 @@ def finish(dxpad, dw, db, w, padding, need_dx, has_b):
 
 def forward(x, w, b, stride, padding):
     """x (N, C, H, W), w (F, C, kh, kw), b (F,) or None -> y (N, F, oh, ow), cache."""
-    key = (x.shape, x.dtype.str, w.shape, stride, padding, blas_threads())
-    variant = _chosen.get(key)
-    if variant is None:
-        def trial(v):
-            def run():
-                y, c = _forward(v, x, w, b, stride, padding)
-                backward(y, c, True)
-            return run
-        variant = choose(key, {v: trial(v) for v in VARIANTS})
+    key = ("conv", x.shape, x.dtype.str, w.shape, stride, padding, blas_threads())
+
+    def trial(v):
+        def run():
+            y, c = _forward(v, x, w, b, stride, padding)
+            backward(y, c, True)
+        return run
+    variant = choose(key, {v: trial(v) for v in VARIANTS})
     return _forward(variant, x, w, b, stride, padding)
 
 

@@ -10,13 +10,10 @@ with x (N, C, H, W) and pairs of ints for kernel, stride and padding.
 """
 from __future__ import annotations
 
-import os
-import statistics
-import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .. import backend
+from .. import backend, scoped_settings, tuning
 
 ENV_CONV = "FASTCNN_CONV_ALGO"
 ENV_POOL = "FASTCNN_POOL_ALGO"
@@ -47,23 +44,23 @@ class Algo:
 
 CONV: dict[str, Algo] = {}
 POOL: dict[str, Algo] = {}
-_forced = {"conv": None, "pool": None}
-_choices: dict = {}
-_deterministic = False
 #: The fixed choice of 'auto' in deterministic mode: the first available of these.
 PREFERENCE = ("numba", "cuda", "im2col", "vectorised", "einsum", "naive")
+_SETTING = {"conv": "conv_algo", "pool": "pool_algo"}
 
 
 def set_deterministic(flag: bool) -> None:
-    """Deterministic mode: 'auto' takes a fixed choice instead of timing the candidates (whose
-    winner, and so the rounding of every sum, can change from run to run, as with
-    cudnn.benchmark). Same seed, same machine -> the same history, bit for bit."""
-    global _deterministic
-    _deterministic = bool(flag)
+    """Removed: deterministic mode is scoped now. Use ``with fastcnn.settings(deterministic=True):``."""
+    raise RuntimeError("registry.set_deterministic changed process-wide state and is gone: use "
+                       "`with fastcnn.settings(deterministic=True): ...`")
 
 
 def deterministic() -> bool:
-    return _deterministic
+    """Deterministic mode: 'auto' takes a fixed choice instead of timing the candidates (whose
+    winner, and so the rounding of every sum, can change from run to run, as with
+    cudnn.benchmark). Same seed, same machine -> the same history, bit for bit.
+    Set with ``fastcnn.settings(deterministic=True)``."""
+    return bool(scoped_settings.get("deterministic"))
 
 
 def register(table: dict, algo: Algo) -> Algo:
@@ -71,24 +68,26 @@ def register(table: dict, algo: Algo) -> Algo:
     return algo
 
 
-def force(kind: str, name: str | None) -> str | None:
-    """Force one algorithm for every layer of ``kind`` ('conv' or 'pool'); None or 'auto' restores
-    the automatic choice. Returns the previously forced name, so a caller can restore it."""
-    table = CONV if kind == "conv" else POOL
-    if name not in (None, "auto") and name not in table:
-        raise ValueError(f"unknown {kind} algorithm {name!r}: choose auto or one of {', '.join(table)}")
-    previous = _forced[kind]
-    _forced[kind] = None if name == "auto" else name
-    return previous
+def force(kind: str, name: str | None):
+    """A scope forcing one algorithm for every layer of ``kind`` ('conv' or 'pool'); None or
+    'auto' restores the automatic choice inside it::
+
+        with registry.force("conv", "im2col"): ...
+
+    (the same as ``fastcnn.settings(conv_algo="im2col")``)."""
+    if kind not in _SETTING:
+        raise ValueError(f"kind must be 'conv' or 'pool', got {kind!r}")
+    return scoped_settings.settings(**{_SETTING[kind]: name})
 
 
 def forced(kind: str) -> str | None:
-    """The forced name: set by ``force`` (the --conv-algo flag) or the environment variable."""
-    env = os.environ.get(ENV_CONV if kind == "conv" else ENV_POOL)
-    name = _forced[kind] or (env if env and env != "auto" else None)
-    if name is not None and name not in (CONV if kind == "conv" else POOL):
+    """The forced name: from ``fastcnn.settings(conv_algo=...)`` (the --conv-algo flag) or the
+    environment variable FASTCNN_CONV_ALGO / FASTCNN_POOL_ALGO."""
+    name = scoped_settings.get(_SETTING[kind])
+    table = CONV if kind == "conv" else POOL
+    if name is not None and name not in table:
         raise ValueError(f"unknown {kind} algorithm {name!r} (from ${ENV_CONV if kind == 'conv' else ENV_POOL} "
-                         f"or --{kind}-algo): choose auto or one of {', '.join(CONV if kind == 'conv' else POOL)}")
+                         f"or --{kind}-algo): choose auto or one of {', '.join(table)}")
     return name
 
 
@@ -96,8 +95,9 @@ def resolve(kind: str, requested: str, xp, key: tuple, trial: Callable) -> Algo:
     """The algorithm to use: the layer's own request, else the forced one, else the fastest.
 
     ``trial(algo)`` runs one forward+backward on the real input; 'auto' times each
-    available candidate once per ``key`` (backend, shapes, dtype, geometry) — a warm-up
-    run (Numba compilation included) and the median of three — and remembers the winner.
+    available candidate once per ``key`` (backend, shapes, dtype, geometry, threads) through
+    ``fastcnn.tuning`` (compile run, then alternating medians of three), which keeps the winner
+    per machine. Deterministic mode takes the first available of PREFERENCE, untimed.
     """
     table = CONV if kind == "conv" else POOL
     name = requested if requested != "auto" else forced(kind)
@@ -107,29 +107,28 @@ def resolve(kind: str, requested: str, xp, key: tuple, trial: Callable) -> Algo:
             algo.check()  # raises with the reason when there is one
             raise ValueError(f"{kind} algorithm {name!r} does not run on backend {backend.name_of(xp)}")
         return algo
-    if _deterministic:
-        return next(table[n] for n in PREFERENCE if n in table and table[n].available(xp))
-    full_key = (kind, backend.name_of(xp)) + key
-    if full_key not in _choices:
-        best, best_t = None, float("inf")
-        for algo in table.values():
-            if not (algo.autotune and algo.available(xp)):
-                continue
-            trial(algo)
-            times = []
-            for _ in range(3):
-                backend.synchronize(xp)
-                t0 = time.perf_counter()
-                trial(algo)
-                backend.synchronize(xp)
-                times.append(time.perf_counter() - t0)
-            t = statistics.median(times)
-            if t < best_t:
-                best, best_t = algo, t
-        _choices[full_key] = best
-    return _choices[full_key]
+    fixed = next(n for n in PREFERENCE if n in table and table[n].available(xp))
+    candidates = {a.name: (lambda a=a: trial(a)) for a in table.values() if a.autotune and a.available(xp)}
+    if not candidates:
+        return table[fixed]
+    from ..threads import numba_threads
+    full_key = (backend.name_of(xp), numba_threads()) + tuple(key)
+    return table[tuning.choose(kind + "-algo", full_key, candidates, fixed,
+                               sync=lambda: backend.synchronize(xp))]
+
+
+def _validator(kind):
+    def check(name):
+        table = CONV if kind == "conv" else POOL
+        if name not in table:
+            raise ValueError(f"unknown {kind} algorithm {name!r}: choose auto or one of {', '.join(table)}")
+    return check
+
+
+scoped_settings.VALIDATORS.update(conv_algo=_validator("conv"), pool_algo=_validator("pool"))
 
 
 def clear_choices() -> None:
-    """Forget the automatic choices (they are re-timed on next use)."""
-    _choices.clear()
+    """Forget the automatic choices of this process (they are re-timed, or read from the
+    machine's tuning cache, on next use)."""
+    tuning.clear()

@@ -67,6 +67,7 @@ class Conv2D(Layer):
     def forward(self, x):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ShapeError(f"{self.name} expects input (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        self.check_dtype(x)
         algo = self._choose(x)
         self.algo_used = algo.name
         b = None if self.bias is None else self.bias.data

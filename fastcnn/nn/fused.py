@@ -45,6 +45,7 @@ class _FusedConv(Layer):
         return self.conv.output_shape(in_shape)
 
     def forward(self, x):
+        self.check_dtype(x)
         x = np.ascontiguousarray(x)
         key = (type(self).__name__, x.shape, x.dtype.str, self.weight.data.shape, self.conv.stride,
                self.conv.padding, blas_threads())
@@ -159,11 +160,10 @@ def fusable(conv) -> bool:
     return registry.forced("conv") in (None, "numba") and type(conv.weight.data) is np.ndarray
 
 
-def fuse(model):
-    """A Sequential over the same parameters with Conv2D→ReLU(→MaxPool2D) runs fused."""
-    from .sequential import Sequential
-
-    layers, out, i = model.layers, [], 0
+def fuse_layers(layers: list) -> list:
+    """The layers with each fusable Conv2D→ReLU(→MaxPool2D) replaced by one fused layer over the
+    same parameters (the others are the same objects)."""
+    out, i = [], 0
     while i < len(layers):
         a = layers[i]
         b = layers[i + 1] if i + 1 < len(layers) else None
@@ -178,6 +178,10 @@ def fuse(model):
             continue
         out.append(a)
         i += 1
-    fused = Sequential(*out, reset=False)
-    fused.needs_input_grad = model.needs_input_grad
-    return fused
+    return out
+
+
+def fuse(model):
+    """A Sequential over the same parameters in which Conv2D→ReLU(→MaxPool2D) runs fused
+    (``model.fused()``; a Sequential does this by itself on the CPU backend)."""
+    return model.fused()

@@ -33,6 +33,7 @@ class Linear(Layer):
             self.bias.data[...] = 0
 
     def forward(self, x):
+        self.check_dtype(x)
         self._x = x
         y = x @ self.weight.data
         if self.bias is not None:

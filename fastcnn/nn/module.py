@@ -66,6 +66,20 @@ class Layer:
     def __call__(self, x):
         return self.forward(x)
 
+    def check_dtype(self, x) -> None:
+        """Raise TypeError unless ``x`` and every parameter (data and grad) share one dtype:
+        a float64 input through a float32 layer, or ``.data`` replaced by an array of another
+        dtype, would otherwise give silently rounded gradients. fastcnn never casts silently."""
+        for p in self.parameters():
+            if p.data.dtype != x.dtype:
+                raise TypeError(f"{self.name}: the input is {x.dtype} but its {p.name or 'parameter'} is "
+                                f"{p.data.dtype}; cast the input (x.astype(...)) or the layer/model "
+                                f"(.to(xp, dtype)) so that they match")
+            if p.grad.dtype != p.data.dtype or p.grad.shape != p.data.shape:
+                raise TypeError(f"{self.name}: its {p.name or 'parameter'} is {p.data.dtype} {tuple(p.data.shape)} "
+                                f"but its gradient buffer is {p.grad.dtype} {tuple(p.grad.shape)} (was .data "
+                                f"replaced?); change a layer's dtype with .to(xp, dtype), which recreates both")
+
     # --- shapes ---------------------------------------------------------------
     def output_shape(self, in_shape: tuple) -> tuple:
         """Per-sample output shape for a per-sample input shape (no batch axis).

@@ -41,6 +41,7 @@ class _BatchNorm(Layer):
         xp = backend.array_module(x)
         if x.ndim != self._ndim or x.shape[1] != self.num_features:
             raise ShapeError(f"{self.name}({self.num_features}) got input of shape {x.shape}")
+        self.check_dtype(x)
         if self.training:
             m = x.size // self.num_features
             if m < 2:

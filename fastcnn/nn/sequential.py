@@ -5,8 +5,9 @@ import math
 
 import numpy as np
 
-from .. import backend, io
+from .. import backend, io, threads
 from .activation import RELU_FAMILY, Sigmoid, Tanh
+from .fused import fuse_layers
 from .module import Layer, ShapeError
 
 _ACTIVATIONS = RELU_FAMILY + (Sigmoid, Tanh)
@@ -20,9 +21,17 @@ class Sequential(Layer):
     uniform otherwise. With ``input_shape`` (per sample, e.g. (1, 28, 28)) the
     chain is checked at build time, naming the first layer that cannot take its input.
     ``reset=False`` keeps the layers' weights (for a new chain over existing layers).
+
+    On the CPU backend, ``forward``/``backward`` run a *plan* of the layers (``plan()``): each
+    Conv2D → ReLU (→ MaxPool2D) as one fused Numba layer over the same parameters (same
+    results; the pre-activation is never stored), inside fastcnn's thread scope
+    (``threads.compute()``: BLAS on one thread, Numba on all). ``fusion=False`` runs the
+    layers one by one. ``layers``, ``parameters()``, ``summary()`` and checkpoints always
+    show the layers as built.
     """
 
-    def __init__(self, *layers: Layer, seed: int = 0, input_shape: tuple | None = None, reset: bool = True):
+    def __init__(self, *layers: Layer, seed: int = 0, input_shape: tuple | None = None, reset: bool = True,
+                 fusion: bool = True):
         super().__init__()
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
@@ -35,6 +44,9 @@ class Sequential(Layer):
         if reset:
             self.reset_parameters(np.random.default_rng(seed))
         self.needs_input_grad = False
+        #: run Conv2D→ReLU(→MaxPool2D) fused on the CPU backend (see the class docstring)
+        self.fusion = fusion
+        self._plan, self._plan_key, self._ran = None, None, None
         if self.input_shape is not None:
             self.shapes(self.input_shape)
 
@@ -60,14 +72,50 @@ class Sequential(Layer):
             layer.reset_parameters(rng, scheme)
 
     # --- passes -----------------------------------------------------------------
+    def plan(self) -> list:
+        """The layers ``forward`` runs on the CPU backend: fused where ``fusion`` allows (rebuilt
+        when the layers, their algorithms, the forced algorithm or ``needs_input_grad`` change)."""
+        from ..conv import registry
+
+        key = (self.fusion, registry.forced("conv"), self.needs_input_grad,
+               tuple((id(l), getattr(l, "algo", None)) for l in self.layers))
+        if key != self._plan_key:
+            self._plan = fuse_layers(self.layers) if self.fusion else list(self.layers)
+            if self._plan and self._plan[0] is not self.layers[0]:
+                self._plan[0].needs_input_grad = self.needs_input_grad
+            self._plan_key = key
+        return self._plan
+
     def forward(self, x):
-        for layer in self.layers:
-            x = layer.forward(x)
+        """x (N, ...) -> the last layer's output; the dtype must be the parameters' (no silent cast)."""
+        ps = self.parameters()
+        if ps and getattr(x, "dtype", None) is not None and x.dtype != ps[0].data.dtype:
+            first = next(l for l in self.layers if l.parameters())
+            raise TypeError(f"{first.name}: the input is {x.dtype} but the model's parameters are "
+                            f"{ps[0].data.dtype}; cast the input (x.astype(...)) or the model "
+                            f"(model.to(xp, dtype)) — fastcnn never casts silently")
+        if type(x) is not np.ndarray:
+            self._ran = self.layers
+            for layer in self.layers:
+                x = layer.forward(x)
+            return x
+        self._ran = layers = self.plan()
+        with threads.compute():
+            for layer in layers:
+                x = layer.forward(x)
         return x
 
     def backward(self, dy):
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy)
+        """dy (N, ...) of the output -> dx of the input (None when the first layer needs none);
+        every layer fills its parameters' .grad on the way."""
+        layers = self._ran if self._ran is not None else self.layers
+        if type(dy) is not np.ndarray:
+            for layer in reversed(layers):
+                dy = layer.backward(dy)
+            return dy
+        with threads.compute():
+            for layer in reversed(layers):
+                dy = layer.backward(dy)
         return dy
 
     def __getitem__(self, i):
@@ -96,6 +144,9 @@ class Sequential(Layer):
     def clear_cache(self):
         for layer in self.layers:
             layer.clear_cache()
+        for layer in self._plan or ():
+            layer.clear_cache()
+        self._ran = None
 
     @property
     def xp(self):
@@ -194,6 +245,12 @@ class Sequential(Layer):
     def load(self, path):
         self.load_state_dict(io.load_npz(path))
         return self
+
+    def fused(self) -> "Sequential":
+        """A Sequential over this plan's layers (fused, sharing the parameters), e.g. to profile them."""
+        out = Sequential(*fuse_layers(self.layers), reset=False, fusion=False)
+        out.needs_input_grad = self.needs_input_grad
+        return out
 
     def extra_repr(self):
         return ", ".join(repr(l) for l in self.layers)

@@ -12,7 +12,7 @@ def _pair(dtype, c=3, f=4, k=3, s=1, p=1, pool=(2, 2)):
     layers = [nn.Conv2D(c, f, k, stride=s, padding=p, algo="numba"), nn.ReLU()]
     if pool:
         layers.append(nn.MaxPool2D(pool[0], stride=pool[1]))
-    ref = nn.Sequential(*layers, seed=3).to("numpy", dtype)
+    ref = nn.Sequential(*layers, seed=3, fusion=False).to("numpy", dtype)  # the unfused reference
     ref.needs_input_grad = True
     fused = fuse(ref)
     x = rng.standard_normal((5, c, 9, 8)).astype(dtype)
