@@ -273,6 +273,11 @@ class Trainer:
         train_seconds (they are reported as compile_seconds). Batch-norm statistics are
         restored; no parameter changes."""
         t0 = time.perf_counter()
+        if self.xp is np and self.config.progress:
+            from .kernels.cpu import uncached
+            if uncached():
+                print("compiling the Numba kernels this run uses, for this machine (the first run only; "
+                      "cached afterwards)…", file=sys.stderr, flush=True)
         self.batches.set_epoch(self.state["epoch"])
         xb, yb = next(iter(self.batches.iter_from(0)))
         with buffers_restored(self.model), threads.compute():
