@@ -9,11 +9,29 @@ from pathlib import Path
 import numpy as np
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where the system tells it (Linux)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: the classic read-and-restore
+    os.umask(mask)
+    return mask
+
+
 def _atomic(path, write) -> Path:
+    """Write ``path`` through a temporary file in the same folder, then rename it into place, so
+    a reader never sees half a file and a crash leaves the old one. The file gets the mode an
+    ordinary ``open`` would give it (0o666 less the umask), not the temporary file's 0o600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -24,6 +42,15 @@ def _atomic(path, write) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+write_atomic = _atomic  # the public name
+
+
+def write_text(path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    data = text.encode()
+    return _atomic(path, lambda f: f.write(data))
 
 
 def save_npz(path, arrays: dict) -> Path:
