@@ -92,7 +92,7 @@ class TrainConfig:
         if self.augment:
             from .augment import parse_spec
             parse_spec(self.augment)
-        from .conv import CONV
+        from .conv import CONV  # registers them
         if self.conv_algo != "auto" and self.conv_algo not in CONV:
             bad(f"unknown conv algorithm {self.conv_algo!r}: choose auto or one of {', '.join(CONV)}")
 

@@ -29,7 +29,7 @@ DEFAULTS = {"threads": None, "conv_algo": None, "pool_algo": None, "deterministi
 ENV = {"conv_algo": "FASTCNN_CONV_ALGO", "pool_algo": "FASTCNN_POOL_ALGO"}
 
 #: name -> function raising ValueError for a bad value; filled by the modules that own the
-#: values (fastcnn.conv.registry checks algorithm names), so this module imports none of them.
+#: values (fastcnn.registry checks algorithm names), so this module imports none of them.
 VALIDATORS: dict = {}
 
 _current: contextvars.ContextVar[dict] = contextvars.ContextVar("fastcnn_settings", default=DEFAULTS)

@@ -7,7 +7,7 @@ import pytest
 
 from fastcnn import models
 from fastcnn.config import TrainConfig
-from fastcnn.conv import registry
+from fastcnn import registry
 from fastcnn.train import Trainer
 
 LAB_LIMIT_S = 420

@@ -34,9 +34,16 @@ def test_source_tree_without_install_finds_the_kernels(tmp_path):
 @pytest.mark.slow
 def test_wheel_holds_the_kernels_and_runs_from_the_repository_root(tmp_path):
     """Build a wheel, install it (no -e), run commands from the repository root and elsewhere."""
-    wheels, site = tmp_path / "wheels", tmp_path / "site"
+    import shutil
+
+    src, wheels, site = tmp_path / "src", tmp_path / "wheels", tmp_path / "site"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):  # build outside the checkout (no build/ left in it)
+        shutil.copy(ROOT / name, src / name)
+    for name in ("fastcnn", "kernels"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     b = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
-                        str(wheels), str(ROOT)], capture_output=True, text=True, timeout=600)
+                        str(wheels), str(src)], capture_output=True, text=True, timeout=600)
     if b.returncode != 0 and "No module named" in b.stderr:
         pytest.skip(f"cannot build a wheel here: {b.stderr.strip().splitlines()[-1]}")
     assert b.returncode == 0, b.stderr
@@ -45,6 +52,7 @@ def test_wheel_holds_the_kernels_and_runs_from_the_repository_root(tmp_path):
                        capture_output=True, text=True, timeout=600)
     assert i.returncode == 0, i.stderr
     assert (site / "fastcnn" / "kernels" / "cpu" / "conv.py").is_file()
+    assert (site / "fastcnn" / "data" / "mnist" / "SHA256SUMS").is_file()
     # from elsewhere: the installed package, with its own kernels
     out = _run(["-c", "import fastcnn.kernels.cpu.conv as c; print(c.__file__)"], cwd=tmp_path,
                pythonpath=[str(site), DEPS])

@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_info
 import fastcnn
 from fastcnn import scoped_settings
 from fastcnn.config import TrainConfig
-from fastcnn.conv import registry
+from fastcnn import registry
 from fastcnn.data import Dataset
 from fastcnn.train import Trainer
 

@@ -29,8 +29,9 @@ import time
 import numpy as np
 
 from .. import backend, models
-from ..conv import CONV, POOL
-from ..conv.common import out_size
+from ..conv import CONV
+from ..geometry import out_size
+from ..pool import POOL
 from ..nn import Conv2D
 from ..nn.pool import _Pool2D
 

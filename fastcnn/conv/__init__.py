@@ -1,15 +1,13 @@
-"""Convolution and pooling algorithms behind one interface (see registry.py)."""
-from . import cuda_conv, cuda_pool, einsum, im2col, naive, numba_conv, numba_pool, pool_naive, pool_xp
-from .registry import CONV, POOL, Algo, clear_choices, force, forced, register, resolve
+"""Convolution algorithms behind one interface (fastcnn.registry): naive loops, stride-trick
+einsum, im2col + GEMM, Numba kernels, CUDA kernels. Registered in ``CONV`` on import."""
+from .. import registry
+from ..registry import CONV, Algo, register
+from . import cuda_conv, einsum, im2col, naive, numba_conv
 
 register(CONV, Algo("naive", naive.forward, naive.backward, ("numpy", "cupy"), autotune=False))
 register(CONV, Algo("einsum", einsum.forward, einsum.backward, ("numpy", "cupy")))
 register(CONV, Algo("im2col", im2col.forward, im2col.backward, ("numpy", "cupy")))
 register(CONV, Algo("numba", numba_conv.forward, numba_conv.backward, ("numpy",)))
 register(CONV, Algo("cuda", cuda_conv.forward, cuda_conv.backward, ("cupy",), check=cuda_conv.check))
-register(POOL, Algo("naive", pool_naive.forward, pool_naive.backward, ("numpy", "cupy"), autotune=False))
-register(POOL, Algo("vectorised", pool_xp.forward, pool_xp.backward, ("numpy", "cupy")))
-register(POOL, Algo("numba", numba_pool.forward, numba_pool.backward, ("numpy",)))
-register(POOL, Algo("cuda", cuda_pool.forward, cuda_pool.backward, ("cupy",), check=cuda_pool.check))
 
-__all__ = ["CONV", "POOL", "Algo", "clear_choices", "force", "forced", "register", "resolve"]
+__all__ = ["CONV", "registry"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from .. import backend
 from . import im2col
-from .common import check_geometry
+from ..geometry import check_geometry
 from .im2col import chunk_size
 
 MAX_COLS_BYTES = im2col.MAX_COLS_BYTES

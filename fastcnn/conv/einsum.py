@@ -1,15 +1,17 @@
-"""Convolution on a strided window view (as_strided) contracted with tensordot (BLAS).
+"""Stride-trick einsum: the convolution written as the formula, over a strided window view.
 
-The view ``win[n, c, i, j, p, q] = xpad[n, c, i·sh + p, j·sw + q]`` costs no copy; then
-    y   = tensordot(win, W, over c, p, q)                     -> (N, oh, ow, F) -> NCHW
-    dW  = tensordot(dy, win, over n, i, j)                    -> (F, C, kh, kw)
-    dx  = a full convolution of dy (dilated by the stride, padded by k − 1) with W rotated 180°:
-          dxpad[n, c, u, v] = Σ_{f,p,q} dyd[n, f, u + p, v + q] · W[f, c, kh−1−p, kw−1−q]
+The view ``win[n, c, i, j, p, q] = xpad[n, c, i·sh + p, j·sw + q]`` (``as_strided``) costs no
+copy; then each pass is one ``xp.einsum`` (``optimize=True`` lets it contract through BLAS):
+    y[n, f, i, j]  = Σ_{c,p,q} win[n, c, i, j, p, q] · W[f, c, p, q] + b[f]
+    dW[f, c, p, q] = Σ_{n,i,j} dy[n, f, i, j] · win[n, c, i, j, p, q]
+    db[f]          = Σ_{n,i,j} dy[n, f, i, j]
+    dxpad[n, c, u, v] = Σ_{f,p,q} dyd[n, f, u + p, v + q] · W[f, c, kh−1−p, kw−1−q]
+where dyd is dy dilated by the stride and padded by k − 1 (a full convolution with W rotated 180°).
 """
 from __future__ import annotations
 
 from .. import backend
-from .common import check_geometry, pad, unpad
+from ..geometry import check_geometry, pad, unpad
 
 
 def windows(xp, a, kh, kw, sh, sw, oh, ow):
@@ -27,10 +29,10 @@ def forward(x, w, b, stride, padding):
     oh, ow = check_geometry("einsum conv", x.shape[2:], (kh, kw), stride, padding)
     xpad = xp.ascontiguousarray(pad(xp, x, ph, pw))
     win = windows(xp, xpad, kh, kw, sh, sw, oh, ow)
-    y = xp.tensordot(win, w, axes=([1, 4, 5], [1, 2, 3]))  # (N, oh, ow, F)
+    y = xp.einsum("ncijpq,fcpq->nfij", win, w, optimize=True)
     if b is not None:
-        y += b
-    return xp.ascontiguousarray(y.transpose(0, 3, 1, 2)), (xpad, w, stride, padding, b is not None)
+        y += b[:, None, None]
+    return xp.ascontiguousarray(y), (xpad, w, stride, padding, b is not None)
 
 
 def backward(dy, cache, need_dx=True):
@@ -40,7 +42,7 @@ def backward(dy, cache, need_dx=True):
     f, c, kh, kw = w.shape
     n, _, oh, ow = dy.shape
     win = windows(xp, xpad, kh, kw, sh, sw, oh, ow)
-    dw = xp.tensordot(dy, win, axes=([0, 2, 3], [0, 2, 3]))  # (F, C, kh, kw)
+    dw = xp.einsum("nfij,ncijpq->fcpq", dy, win, optimize=True)
     db = dy.sum(axis=(0, 2, 3)) if has_b else None
     if not need_dx:
         return None, dw, db
@@ -49,7 +51,6 @@ def backward(dy, cache, need_dx=True):
     full = xp.zeros((n, f, hp + kh - 1, wp + kw - 1), dtype=dy.dtype)
     full[:, :, kh - 1:kh - 1 + sh * oh:sh, kw - 1:kw - 1 + sw * ow:sw] = dy
     fwin = windows(xp, full, kh, kw, 1, 1, hp, wp)  # (N, F, Hp, Wp, kh, kw)
-    wrot = w[:, :, ::-1, ::-1]
-    dxpad = xp.tensordot(fwin, wrot, axes=([1, 4, 5], [0, 2, 3]))  # (N, Hp, Wp, C)
-    dx = xp.ascontiguousarray(unpad(dxpad.transpose(0, 3, 1, 2), ph, pw))
+    dxpad = xp.einsum("nfuvpq,fcpq->ncuv", fwin, w[:, :, ::-1, ::-1], optimize=True)
+    dx = xp.ascontiguousarray(unpad(dxpad, ph, pw))
     return dx, dw, db

@@ -14,7 +14,7 @@ bound, otherwise the backward rebuilds them chunk by chunk.
 from __future__ import annotations
 
 from .. import backend
-from .common import check_geometry, pad, unpad
+from ..geometry import check_geometry, pad, unpad
 
 MAX_COLS_BYTES = 64 * 2**20
 

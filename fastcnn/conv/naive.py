@@ -11,7 +11,7 @@ Slow on purpose: it is the lesson and the reference every other path is tested a
 from __future__ import annotations
 
 from .. import backend
-from .common import check_geometry, pad, unpad
+from ..geometry import check_geometry, pad, unpad
 
 
 def forward(x, w, b, stride, padding):

@@ -16,7 +16,7 @@ from ..kernels.cpu import conv as kd
 from ..threads import blas_threads
 from .. import tuning
 from ..kernels.cpu import im2col as k
-from .common import check_geometry, pad, unpad
+from ..geometry import check_geometry, pad, unpad
 
 VARIANTS = ("direct", "gemm")
 

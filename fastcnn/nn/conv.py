@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ..conv import registry
-from ..conv.common import out_size
+from .. import conv as _algorithms  # noqa: F401  (registers the convolution algorithms)
+from .. import registry
+from ..geometry import out_size
 from .module import Layer, Parameter, ShapeError, fan_init, pair
 
 
@@ -19,7 +20,7 @@ class Conv2D(Layer):
     dx = dy (dilated by the stride) fully convolved with W rotated by 180°.
 
     ``algo``: "auto" (time the available algorithms once per shape and keep the
-    fastest), or a name from ``fastcnn.conv.CONV`` (naive, einsum, im2col, numba, cuda).
+    fastest), or a name from ``fastcnn.registry.CONV`` (naive, einsum, im2col, numba, cuda).
     """
 
     param_names = ("weight", "bias")

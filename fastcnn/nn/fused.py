@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..conv import numba_conv as nc
-from ..conv import registry
+from .. import registry
 from ..kernels.cpu import conv as kd
 from ..kernels.cpu import im2col as k
 from ..threads import blas_threads

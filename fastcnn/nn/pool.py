@@ -1,9 +1,10 @@
-"""Max and average pooling; the arithmetic lives in fastcnn.conv (naive, vectorised, numba, cuda)."""
+"""Max and average pooling; the arithmetic lives in fastcnn.pool (naive, vectorised, numba, cuda)."""
 from __future__ import annotations
 
 from .. import backend
-from ..conv import registry
-from ..conv.common import out_size
+from .. import pool as _algorithms  # noqa: F401  (registers the pooling algorithms)
+from .. import registry
+from ..geometry import out_size
 from .module import Layer, ShapeError, pair
 
 

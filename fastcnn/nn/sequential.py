@@ -75,7 +75,7 @@ class Sequential(Layer):
     def plan(self) -> list:
         """The layers ``forward`` runs on the CPU backend: fused where ``fusion`` allows (rebuilt
         when the layers, their algorithms, the forced algorithm or ``needs_input_grad`` change)."""
-        from ..conv import registry
+        from .. import registry
 
         key = (self.fusion, registry.forced("conv"), self.needs_input_grad,
                tuple((id(l), getattr(l, "algo", None)) for l in self.layers))

@@ -72,5 +72,5 @@ def expect_shape(name: str, a, shape: tuple) -> None:
 
 
 def out_size(size: int, k: int, s: int, p: int) -> int:
-    """Output length along one axis: ⌊(size + 2p − k) / s⌋ + 1 (as fastcnn.conv.common)."""
+    """Output length along one axis: ⌊(size + 2p − k) / s⌋ + 1 (as fastcnn.geometry)."""
     return (size + 2 * p - k) // s + 1

@@ -1,4 +1,4 @@
-"""Max and average pooling as Numba CUDA kernels, matching fastcnn/conv/pool_xp.py.
+"""Max and average pooling as Numba CUDA kernels, matching fastcnn/pool/vectorised.py.
 
 Window of output (i, j): input rows h = i·sh + p − ph, columns w = j·sw + q − pw,
 for 0 ≤ p < kh, 0 ≤ q < kw, offset index k = p·kw + q (row-major).

@@ -12,7 +12,8 @@ import pytest
 from fastcnn import cli
 from fastcnn.bench import conv as bench_conv
 from fastcnn.bench import tables
-from fastcnn.conv import CONV, POOL
+from fastcnn.conv import CONV
+from fastcnn.pool import POOL
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from fastcnn import backend
-from fastcnn.conv import CONV, POOL
-from fastcnn.conv.common import out_size
+from fastcnn.conv import CONV
+from fastcnn.geometry import out_size
+from fastcnn.pool import POOL
 
 TOLS = {np.float64: 1e-10, np.float32: 1e-5}
 CPU_CONV = [n for n, a in CONV.items() if a.available(np) and n != "naive"]

@@ -11,13 +11,15 @@ import sys
 import pytest
 
 from fastcnn import backend
-from fastcnn.conv import cuda_conv, cuda_pool
+from fastcnn.conv import cuda_conv
+from fastcnn.pool import cuda_pool
 
 NO_CUPY = """
 import sys
 sys.modules["cupy"] = None  # `import cupy` now raises ImportError, as where CuPy is not installed
 from fastcnn import backend
-from fastcnn.conv import cuda_conv, cuda_pool
+from fastcnn.conv import cuda_conv
+from fastcnn.pool import cuda_pool
 for check in (cuda_conv.check, cuda_pool.check):
     try:
         check()

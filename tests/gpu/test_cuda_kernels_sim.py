@@ -46,9 +46,11 @@ if not SIM:
 else:
     cuda = pytest.importorskip("numba.cuda", reason="Numba's CUDA target is missing: pip install numba-cuda")
 
-    from fastcnn.conv import cuda_conv, cuda_pool, pool_xp
+    from fastcnn.conv import cuda_conv
+    from fastcnn.pool import cuda_pool
+    from fastcnn.pool import vectorised as pool_xp
     from fastcnn.conv import im2col as ref
-    from fastcnn.conv.common import out_size, pad, unpad
+    from fastcnn.geometry import out_size, pad, unpad
     from fastcnn.kernels.cuda import im2col as kim
     from fastcnn.kernels.cuda import launch
     from fastcnn.kernels.cuda import pool as kpool

@@ -26,7 +26,8 @@ pytestmark = [
 ]
 
 from fastcnn import nn  # noqa: E402
-from fastcnn.conv import CONV, POOL  # noqa: E402
+from fastcnn.conv import CONV  # noqa: E402
+from fastcnn.pool import POOL  # noqa: E402
 
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: 1e-5, np.float64: 1e-10}

@@ -8,7 +8,7 @@ Avg: y = stack.mean(0) (zero padding counted); backward: each offset gets dy / (
 from __future__ import annotations
 
 from .. import backend
-from .common import check_geometry, pad, unpad
+from ..geometry import check_geometry, pad, unpad
 
 
 def forward(x, kernel, stride, padding, mode):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels.cpu import pool as k
-from .common import check_geometry, pad, unpad
+from ..geometry import check_geometry, pad, unpad
 
 
 def forward(x, kernel, stride, padding, mode):

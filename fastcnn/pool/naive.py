@@ -8,7 +8,7 @@ Avg:  y[n, c, i, j] = mean over the kh·kw window of xpad (padded with 0, paddin
 from __future__ import annotations
 
 from .. import backend
-from .common import check_geometry, pad, unpad
+from ..geometry import check_geometry, pad, unpad
 
 
 def forward(x, kernel, stride, padding, mode):

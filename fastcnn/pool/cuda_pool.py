@@ -1,6 +1,6 @@
 """GPU pooling: the Numba CUDA kernels of kernels/cuda/pool.py on CuPy arrays.
 
-Same function as pool_xp.py:
+Same function as vectorised.py:
 Max: y = max over each window of x padded with −inf; the forward records the first
      maximum's offset k = p·kw + q (row-major, the shared tie rule); backward routes dy there.
 Avg: y = window sum / (kh·kw) with zero padding counted; backward spreads dy / (kh·kw).
@@ -12,8 +12,8 @@ Importing this module needs neither CuPy nor a GPU; ``check()`` says what is mis
 from __future__ import annotations
 
 from .. import backend
-from .common import check_geometry
-from .cuda_conv import check  # noqa: F401  (same requirements: CuPy, a device, numba-cuda)
+from ..conv.cuda_conv import check
+from ..geometry import check_geometry  # noqa: F401  (same requirements: CuPy, a device, numba-cuda)
 
 
 def forward(x, kernel, stride, padding, mode):

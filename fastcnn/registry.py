@@ -1,5 +1,7 @@
 """The registry of convolution and pooling algorithms, and the automatic choice among them.
 
+fastcnn.conv registers the convolutions in CONV, fastcnn.pool the poolings in POOL.
+
 Every convolution algorithm is a pair of functions
     forward(x, w, b, stride, padding) -> (y, cache)
     backward(dy, cache, need_dx=True) -> (dx | None, dW, db | None)
@@ -13,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .. import backend, scoped_settings, tuning
+from . import backend, scoped_settings, tuning
 
 ENV_CONV = "FASTCNN_CONV_ALGO"
 ENV_POOL = "FASTCNN_POOL_ALGO"
@@ -111,7 +113,7 @@ def resolve(kind: str, requested: str, xp, key: tuple, trial: Callable) -> Algo:
     candidates = {a.name: (lambda a=a: trial(a)) for a in table.values() if a.autotune and a.available(xp)}
     if not candidates:
         return table[fixed]
-    from ..threads import numba_threads
+    from .threads import numba_threads
     full_key = (backend.name_of(xp), numba_threads()) + tuple(key)
     return table[tuning.choose(kind + "-algo", full_key, candidates, fixed,
                                sync=lambda: backend.synchronize(xp))]
