@@ -44,8 +44,19 @@ def test_bench_conv_quick_writes_every_algorithm_and_shape(tmp_path, capsys):
     assert "total ms" in capsys.readouterr().out
 
 
+def _settings_state():
+    import numba
+    from threadpoolctl import threadpool_info
+
+    from fastcnn import registry, scoped_settings
+    return (numba.get_num_threads(), [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"],
+            registry.forced("conv"), registry.deterministic(), scoped_settings.current())
+
+
 def test_bench_train_quick_writes_every_conv_path(tmp_path, capsys):
-    assert cli.main(["bench", "train", "--quick", "--out", str(tmp_path)]) == 0
+    before = _settings_state()
+    assert cli.main(["bench", "train", "--quick", "--threads", "1", "--out", str(tmp_path)]) == 0
+    assert _settings_state() == before  # --threads and each forced algorithm held inside the run only
     rows = tables.read_csv(tmp_path / "train.csv")
     assert [r["algo"] for r in rows] == [a.name for a in CONV.values() if a.available(np)]
     for r in rows:
@@ -87,11 +98,27 @@ def _vs_torch():
     return mod
 
 
+def test_bench_restores_settings_when_it_raises(tmp_path, monkeypatch, capsys):
+    from fastcnn.bench import train as bench_train
+
+    def broken(*a, **k):
+        from fastcnn import registry
+        assert registry.forced("conv") is None  # inside the command's scope, before any forcing
+        raise ValueError("a benchmark broke")
+    monkeypatch.setattr(bench_train, "run", broken)
+    before = _settings_state()
+    assert cli.main(["bench", "train", "--quick", "--threads", "1", "--out", str(tmp_path)]) == 2
+    assert "a benchmark broke" in capsys.readouterr().err
+    assert _settings_state() == before
+
+
 def test_vs_torch_without_torch_says_what_to_install(monkeypatch, capsys):
+    import os
+
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        monkeypatch.setenv(var, "2")  # main() sets these; restore them afterwards
+    env = dict(os.environ)
     assert _vs_torch().main(["--quick"]) == 2
+    assert dict(os.environ) == env  # no thread variables written
     err = capsys.readouterr().err
     assert "pip install torch==2.13.0" in err and "pip install '.[bench]'" in err
 
@@ -105,3 +132,16 @@ def test_vs_torch_copy_computes_the_same_function(preset):
     copy = _vs_torch().torch_copy(model, torch).eval()
     x = np.random.default_rng(0).standard_normal((3, 1, 28, 28)).astype(np.float32)
     np.testing.assert_allclose(copy(torch.from_numpy(x)).detach().numpy(), model.forward(x), rtol=1e-4, atol=1e-5)
+
+
+def test_library_loop_runs_the_readme_loop_in_a_fresh_process():
+    """benchmarks/library_loop.py run: the README's loop, as a user runs it, prints its samples/s."""
+    import json
+    import subprocess
+
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "library_loop.py"), "run", "--framework",
+                          "fastcnn", "--model", "lenet5", "--batch", "32", "--steps", "3", "--warmup", "1"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    row = json.loads(out.stdout.strip().splitlines()[-1])
+    assert row["framework"] == "fastcnn" and row["batch"] == 32 and row["samples_per_s"] > 0
