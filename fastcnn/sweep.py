@@ -318,7 +318,7 @@ def _execute(jobs, out: Path, params, rows, workers, threads, executor, schedule
             with dask_pool(scheduler, workers, lost_after) as pool:
                 if log:
                     log(f"trials on the Dask scheduler {pool.client.scheduler.address} "
-                        f"({len(pool.client.nthreads())} workers); dashboard: {pool.client.dashboard_link}")
+                        f"({len(pool.client.nthreads())} workers); dashboard: {pool.dashboard()}")
                 slots = pool.slots_per_host()
                 _collect(pool.executor, [{**j, "threads": threads, "slots": slots} for j in jobs], record,
                          pool.lost_reason)

@@ -67,6 +67,14 @@ class DaskPool:
         self.lost_after = lost_after
         self._seen = time.monotonic()
 
+    def dashboard(self) -> str:
+        """The dashboard's address, or what it needs (Dask serves it only with bokeh installed)."""
+        import importlib.util
+
+        if importlib.util.find_spec("bokeh") is None:
+            return "needs bokeh (pip install 'dask[diagnostics]')"
+        return self.client.dashboard_link
+
     def slots_per_host(self) -> dict:
         """{host: trials that run at once on that machine} (the sum of its workers' threads)."""
         slots: dict = {}

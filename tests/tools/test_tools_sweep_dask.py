@@ -4,6 +4,7 @@ plus resume, Ctrl-C and the errors without Dask. Every process started here is s
 import concurrent.futures as cf
 import csv
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -202,3 +203,22 @@ def test_no_worker_for_too_long_is_a_lost_reason():
 
     pool = sweep_dask.DaskPool(NoWorkers(), lost_after=0)
     assert pool.lost_reason() == "no Dask worker connected to the scheduler for 0 s"
+
+
+def test_trial_threads_are_scoped():
+    import numba
+    from threadpoolctl import threadpool_info
+
+    def blas():
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    before_numba, before_blas = numba.get_num_threads(), blas()
+    assert before_blas, "numpy's BLAS is not visible to threadpoolctl"
+    with sweep._threads_scope(1):
+        assert numba.get_num_threads() == 1 and set(blas()) <= {1}
+    assert numba.get_num_threads() == before_numba and blas() == before_blas
+    # on Dask, a trial without --threads shares its machine's cores among the trials running there
+    cores = os.cpu_count()
+    job = {"slots": {"127.0.0.1": cores * 2}}
+    assert sweep._trial_threads(job, "tcp://127.0.0.1:40000") == 1
+    assert sweep._trial_threads({**job, "threads": 3}, "tcp://127.0.0.1:40000") == 3
