@@ -167,12 +167,13 @@ def cmd_sweep(args) -> int:
             key = k.replace("-", "_")
             if key in sweep.PARAMS:
                 space[key] = v
-            elif key in ("mode", "trials", "workers", "fraction", "val_fraction"):
+            elif key in ("mode", "trials", "workers", "fraction", "val_fraction", "scheduler"):
                 if getattr(args, key) is None:
                     setattr(args, key, v)
             else:
                 raise ValueError(f"--config {args.config}: unknown [sweep] key {k!r}; the space takes "
-                                 f"{', '.join(sweep.PARAMS)}; other keys: mode, trials, workers, fraction, val_fraction")
+                                 f"{', '.join(sweep.PARAMS)}; other keys: mode, trials, workers, fraction, "
+                                 "val_fraction, scheduler")
         from .toml_config import load_train_config
         fixed = load_train_config(args.config)
     for k in sweep.PARAMS:
@@ -180,8 +181,12 @@ def cmd_sweep(args) -> int:
         if v is not None:
             space[k] = v
     fixed.update({k: v for k, v in {"model": args.model, "backend": args.backend, "data_dir": args.data_dir,
-                                    "classes": args.classes, "schedule": args.schedule}.items() if v is not None})
-    out = args.out or f"runs/sweep-{time.strftime('%Y%m%d-%H%M%S')}"
+                                    "classes": args.classes, "schedule": args.schedule,
+                                    "deterministic": args.deterministic or None}.items() if v is not None})
+    if args.resume and (space or fixed):
+        raise ValueError(f"sweep --resume {args.resume} takes its trials and settings from the sweep directory: "
+                         "drop the space and training options (keep --workers, --threads, --scheduler)")
+    out = args.resume or args.out or f"runs/sweep-{time.strftime('%Y%m%d-%H%M%S')}"
     done = []
 
     def progress(row):
@@ -189,12 +194,23 @@ def cmd_sweep(args) -> int:
         va = row.get("val_accuracy")
         print(f"[{len(done)}] trial {row['trial']}: "
               + ", ".join(f"{k}={row[k]}" for k in sweep.PARAMS if k in row)
-              + (f" -> val acc {va:.4f}" if va is not None else f" -> {row['status']}"), flush=True)
+              + (f" -> val acc {va:.4f}" if va is not None else f" -> {row['status']}")
+              + (f" ({row['worker']}, {row['wall_seconds']} s)" if row.get("worker") else ""), flush=True)
 
-    rows = sweep.run_sweep(space, out, mode=args.mode or "grid", trials_n=args.trials, workers=args.workers or 1,
-                           fraction=args.fraction if args.fraction is not None else 1.0,
-                           val_fraction=args.val_fraction if args.val_fraction is not None else 0.1,
-                           seed=args.seed, threads=args.threads, on_result=progress, **fixed)
+    where = dict(workers=args.workers or 1, threads=args.threads, on_result=progress, scheduler=args.scheduler,
+                 log=lambda msg: print(msg, flush=True))
+    try:
+        if args.resume:
+            rows = sweep.resume_sweep(out, **where)
+        else:
+            rows = sweep.run_sweep(space, out, mode=args.mode or "grid", trials_n=args.trials,
+                                   fraction=args.fraction if args.fraction is not None else 1.0,
+                                   val_fraction=args.val_fraction if args.val_fraction is not None else 0.1,
+                                   seed=args.seed, **where, **fixed)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: pending trials cancelled, the finished ones kept in {out}/sweep.csv "
+              f"(continue with: fastcnn sweep --resume {out})", file=sys.stderr)
+        return 130
     print()
     print(Path(out, "sweep.md").read_text())
     print(f"table written to {out}/sweep.csv and {out}/sweep.md")
@@ -246,12 +262,18 @@ def add_parsers(sub):
     p.add_argument("--model", default=None)
     p.add_argument("--schedule", default=None)
     p.add_argument("--backend", default=None)
-    p.add_argument("--threads", type=int, help="CPU threads per worker (default cores // workers)")
+    p.add_argument("--threads", type=int, help="CPU threads per trial (default cores // workers; on Dask, "
+                                                "a worker machine's cores // the trials it runs at once)")
     p.add_argument("--data-dir")
     p.add_argument("--classes", metavar="DIGITS")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--config", metavar="SWEEP.toml", help="[sweep] lists the space; [train] fixed settings")
     p.add_argument("--out", help="sweep directory (default runs/sweep-TIME)")
+    p.add_argument("--deterministic", action="store_true", help="no timing-based choices in the trials")
+    p.add_argument("--scheduler", metavar="tcp://HOST:8786",
+                   help="run the trials on this Dask scheduler ('local': a LocalCluster of --workers processes "
+                        "here); needs pip install 'fastcnn[dask]'")
+    p.add_argument("--resume", metavar="OUT", help="run the trials of sweep OUT that did not finish")
     return sub
 
 
