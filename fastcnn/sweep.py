@@ -85,20 +85,14 @@ def trials(space: dict, mode: str = "grid", n: int | None = None, seed: int = 0)
 
 @contextmanager
 def _threads_scope(n: int):
-    """Numba and BLAS use ``n`` threads inside the block; the counts in force before are restored.
-    Numba's count is per calling thread and BLAS's is per process, so one trial at a time per
-    worker process (``dask worker --nthreads 1``) keeps trials from sharing BLAS's setting."""
-    # TODO: fastcnn.settings(threads=n) replaces this once it lands on main
-    import numba
-    from threadpoolctl import threadpool_limits
+    """Numba and BLAS use ``n`` threads inside the block (``fastcnn.settings(threads=n)``); the
+    counts in force before are restored. Numba's count is per calling thread and BLAS's is per
+    process, so one trial at a time per worker process (``dask worker --nthreads 1``) keeps
+    trials from sharing BLAS's setting."""
+    from .scoped_settings import settings
 
-    before = numba.get_num_threads()
-    with threadpool_limits(limits=n, user_api="blas"):  # restores the BLAS limits on exit
-        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-        try:
-            yield n
-        finally:
-            numba.set_num_threads(before)
+    with settings(threads=n):
+        yield n
 
 
 def _trial_threads(job: dict, worker) -> int:
