@@ -164,6 +164,7 @@ def fuse(model):
     from .sequential import Sequential
 
     layers, out, i = model.layers, [], 0
+    needs_input_grad = model.needs_input_grad  # read first: a new Sequential resets its first layer's flag
     while i < len(layers):
         a = layers[i]
         b = layers[i + 1] if i + 1 < len(layers) else None
@@ -179,5 +180,5 @@ def fuse(model):
         out.append(a)
         i += 1
     fused = Sequential(*out, reset=False)
-    fused.needs_input_grad = model.needs_input_grad
+    fused.needs_input_grad = needs_input_grad
     return fused
