@@ -120,7 +120,11 @@ def build_report(run_dir, data_dir=None, image_index: int | None = None, max_err
         "<h2>Result</h2>"
         f'<p class="big">{weights} on the test set of {html.escape(ds.name)}: accuracy <b>{rep["accuracy"]:.4f}</b> '
         f"on {rep['n']:,} images ({n_wrong:,} misclassified)</p><p>{html.escape(how)}</p>"
-        "<h3>Time to each accuracy</h3>" + _milestones_table(fin) + _features_line(fin))
+        + (f"<p>the run's own last evaluation (metrics.json): test accuracy {fin['test_accuracy']:.4f}"
+           f" with test-time augmentation over ±{fin['features']['tta_pixels']} px shifts</p>"
+           if (fin.get("features") or {}).get("tta_pixels") and fin.get("test_accuracy") is not None else "")
+        + "<h3>Time to each accuracy (" + ("validation" if fin.get("val_accuracy") is not None else "test")
+        + " set)</h3>" + _milestones_table(fin) + _features_line(fin))
     if history:
         sections.append("<h2>Training curves</h2>" + _img(plots.training_curves(history, out / "curves.png"),
                                                             "training curves"))
