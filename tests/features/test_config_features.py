@@ -106,3 +106,10 @@ def test_lab_best_records_batch_norm(tmp_path, small):
     m = t.fit()
     assert m["features"]["batch_norm"] == ["BatchNorm2d#3", "BatchNorm2d#7"]
     assert m["features"]["schedule"]["pct_start"] == 0.3 and m["features"]["ema"] == 0.999
+
+
+def test_summary_shows_lab_best_within_the_budget(capsys):
+    from fastcnn import cli
+    assert cli.main(["summary", "--model", "lab-best"]) == 0
+    out = capsys.readouterr().out
+    assert "total parameters: 166,202" in out and "lab-best fits the lab's budget" in out and "202,620" in out
