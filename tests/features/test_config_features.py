@@ -45,7 +45,8 @@ def test_cli_and_toml_set_the_features(tmp_path):
 @pytest.mark.parametrize("kw,msg", [
     (dict(betas="0.9"), "two numbers"), (dict(betas=[0.9, 1.2]), "two numbers"),
     (dict(betas=[0.9, 0.99], optimizer="sgd"), "apply to adam"),
-    (dict(pct_start=0.3, schedule="cosine"), "apply to the onecycle"), (dict(schedule="onecycle", pct_start=1.5), "pct_start"),
+    (dict(pct_start=0.3, schedule="cosine"), "apply to the onecycle"),
+    (dict(schedule="onecycle", pct_start=1.5), "pct_start"),
     (dict(schedule="onecycle", div_factor=0), "div_factor"), (dict(ema=1.0), "ema is the decay"),
     (dict(tta=-1), "tta is the largest shift"), (dict(label_smoothing=1.0), "label smoothing"),
     (dict(augment="shift,translate"), "not both")])
