@@ -6,6 +6,7 @@
 Transforms and their strengths (the default when none is given):
 
     shift=F     translate by a whole number of pixels, at most round(F·size) each way (0.1)
+    translate=P translate by a whole number of pixels, at most P each way (2); not with shift
     rotate=D    rotate by up to ±D degrees about the centre (10)
     scale=S     zoom by a factor in [1−S, 1+S], both axes alike (0.1)
     squeeze=Q   horizontal and vertical factors drawn independently in [1−Q, 1+Q] (0.1)
@@ -29,8 +30,8 @@ import numpy as np
 from .backend import array_module, as_numpy, to_device
 from .data.loader import BatchIterator, normalize
 
-DEFAULTS = {"shift": 0.1, "rotate": 10.0, "scale": 0.1, "squeeze": 0.1, "noise": 0.05, "blur": 1.0}
-_AFFINE = ("shift", "rotate", "scale", "squeeze")
+DEFAULTS = {"shift": 0.1, "translate": 2.0, "rotate": 10.0, "scale": 0.1, "squeeze": 0.1, "noise": 0.05, "blur": 1.0}
+_AFFINE = ("shift", "translate", "rotate", "scale", "squeeze")
 
 
 def parse_spec(spec, option: str = "--augment") -> dict:
@@ -62,7 +63,11 @@ def parse_spec(spec, option: str = "--augment") -> dict:
             raise ValueError(f"{option}: strength of {name!r} must be ≥ 0, got {val!r}")
         if name in ("scale", "squeeze") and v >= 1:
             raise ValueError(f"{option}: {name} must be < 1 (a factor in [1−{name}, 1+{name}]), got {v}")
+        if name == "translate" and v != int(v):
+            raise ValueError(f"{option}: translate is a whole number of pixels, got {val!r}")
         out[name] = v
+    if "shift" in out and "translate" in out:
+        raise ValueError(f"{option}: give shift (a fraction of the size) or translate (pixels), not both")
     if not out:
         raise ValueError(f"{option} names no transform: choose from {', '.join(DEFAULTS)}")
     return out
@@ -159,6 +164,10 @@ class Augmenter:
                 mx, my = int(round(ops["shift"] * w)), int(round(ops["shift"] * h))
                 t[:, 0] = rng.integers(-mx, mx + 1, b)
                 t[:, 1] = rng.integers(-my, my + 1, b)
+            if "translate" in ops:
+                p = int(ops["translate"])
+                t[:, 0] = rng.integers(-p, p + 1, b)
+                t[:, 1] = rng.integers(-p, p + 1, b)
             y = affine_warp(x, m, t)
         if "blur" in ops:
             y = gaussian_blur(x.astype(np.float32) if y is None else y, rng.uniform(0, ops["blur"], b))

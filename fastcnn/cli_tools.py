@@ -26,6 +26,17 @@ def add_train_args(p):
     p.add_argument("--patience", type=int, default=None,
                    help="early stopping: stop after N evaluations without a better validation (else test) "
                         "accuracy; the best weights are kept in RUN_DIR/best.npz")
+    # training features (fastcnn.features); each is off unless given here or by the preset's recipe
+    p.add_argument("--betas", metavar="B1,B2", default=None, help="Adam/AdamW betas, e.g. 0.7,0.9")
+    p.add_argument("--pct-start", type=float, default=None, help="onecycle: fraction of steps rising (0.3)")
+    p.add_argument("--div-factor", type=float, default=None, help="onecycle: initial lr = lr / this (25)")
+    p.add_argument("--final-div-factor", type=float, default=None,
+                   help="onecycle: final lr = initial lr / this (1e4)")
+    p.add_argument("--ema", type=float, metavar="DECAY", default=None,
+                   help="evaluate and save a moving average of the weights, e.g. 0.999 (0: off)")
+    p.add_argument("--tta", type=int, nargs="?", const=1, metavar="PIXELS", default=None,
+                   help="test-time augmentation: average predictions over shifts of up to PIXELS "
+                        "(default 1; 0: off)")
 
 
 def train_settings(args, given: dict) -> dict:
@@ -33,7 +44,9 @@ def train_settings(args, given: dict) -> dict:
     from .toml_config import merge
 
     extra = {"augment": getattr(args, "augment", None), "augment_mistakes": getattr(args, "augment_mistakes", None),
-             "classes": getattr(args, "classes", None), "patience": getattr(args, "patience", None)}
+             "classes": getattr(args, "classes", None), "patience": getattr(args, "patience", None),
+             **{k: getattr(args, k, None) for k in ("betas", "pct_start", "div_factor", "final_div_factor",
+                                                     "ema", "tta")}}
     given = {**given, **{k: v for k, v in extra.items() if v is not None}}
     return merge(getattr(args, "config", None), given)
 

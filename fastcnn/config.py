@@ -29,7 +29,7 @@ class TrainConfig:
     eval_every: int | None = None
     log_every: int = 20
     val_fraction: float = 0.0
-    label_smoothing: float = 0.0
+    label_smoothing: float | None = None  # None: the recipe's (0 for most presets)
     dtype: str = "float32"
     profile: bool = False
     #: run Conv2D→ReLU(→MaxPool2D) as one fused Numba layer on the CPU (same results, faster)
@@ -41,14 +41,24 @@ class TrainConfig:
     augment_mistakes: bool = False  # add augmented copies of misclassified training images each epoch
     classes: str | None = None  # e.g. "0,1,2": train and test on these digits only
     patience: int | None = None  # early stopping: evaluations without a better val (else test) accuracy
+    # training features (fastcnn.features); None: the recipe's, which leaves them off unless it says
+    betas: tuple | None = None  # Adam/AdamW (beta1, beta2), e.g. (0.7, 0.9)
+    pct_start: float | None = None  # onecycle: fraction of the steps spent rising (torch default 0.3)
+    div_factor: float | None = None  # onecycle: initial lr = lr / div_factor (25)
+    final_div_factor: float | None = None  # onecycle: final lr = initial lr / final_div_factor (1e4)
+    ema: float | None = None  # decay of the weights' moving average used to evaluate and save; 0: off
+    tta: int | None = None  # test-time augmentation over shifts of up to this many pixels; 0: off
 
     def resolved(self) -> "TrainConfig":
         """A copy with the recipe's values filled in, checked; raises ValueError naming the bad setting."""
         r = models.recipe(self.model)
         c = dataclasses.replace(self)
-        for name in ("epochs", "batch_size", "optimizer", "lr", "schedule", "weight_decay", "target_acc"):
+        for name in ("epochs", "batch_size", "optimizer", "lr", "schedule", "weight_decay", "target_acc",
+                     "label_smoothing", "ema", "tta", "augment"):
             if getattr(c, name) is None:
                 setattr(c, name, getattr(r, name))
+        from .features import resolve
+        resolve(c, r)
         c.check()
         return c
 
@@ -89,6 +99,8 @@ class TrainConfig:
         if self.classes is not None:
             from .data.formats import parse_classes
             parse_classes(self.classes)
+        from .features import check
+        check(self)
         if self.augment:
             from .augment import parse_spec
             parse_spec(self.augment)

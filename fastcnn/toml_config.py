@@ -8,6 +8,9 @@
     augment = "shift=0.1,rotate=10"
     classes = [0, 1, 2]
     patience = 3
+    betas = [0.7, 0.9]       # Adam's; onecycle takes pct_start, div_factor, final_div_factor
+    ema = 0.999              # evaluate and save a moving average of the weights
+    tta = 1                  # test-time augmentation over ±1 px shifts
 
 Settings given on the command line override the file's (``merge``). The run
 directory's config.json stores the resolved configuration either way.

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import augment, backend, io, models, optim, threads
+from . import augment, backend, features, io, models, optim, threads
 from . import schedule as schedules
 from .config import TrainConfig
 from .data import BatchIterator, normalize
@@ -51,9 +51,12 @@ def predict_logits(model, x_uint8, batch_size: int = 1000, dtype=np.float32):
     return xp.concatenate(out) if out else xp.zeros((0, 0), dtype)
 
 
-def evaluate(model, x_uint8, y, batch_size: int = 1000) -> dict:
-    """{"accuracy", "loss"} of ``model`` on uint8 images and integer labels."""
-    logits = predict_logits(model, x_uint8, batch_size, model.dtype)
+def evaluate(model, x_uint8, y, batch_size: int = 1000, tta: int = 0) -> dict:
+    """{"accuracy", "loss"} of ``model`` on uint8 images and integer labels; ``tta``: average the
+    softmax over shifts of up to that many pixels (fastcnn.tta)."""
+    from .tta import tta_log_probs
+    logits = (tta_log_probs(model, x_uint8, tta, batch_size, model.dtype) if tta
+              else predict_logits(model, x_uint8, batch_size, model.dtype))
     xp = backend.array_module(logits)
     yd = backend.to_device(np.asarray(backend.as_numpy(y), dtype=np.int64), xp)
     loss = float(SoftmaxCrossEntropy().forward(logits, yd))
@@ -114,10 +117,12 @@ class Trainer:
         self.eval_every = c.eval_every if c.eval_every is not None else max(1, self.steps_per_epoch // 5)
         if self.eval_every == 0:
             self.eval_every = self.steps_per_epoch
-        self.optimizer = optim.make(c.optimizer, self.model.parameters(), c.lr, weight_decay=c.weight_decay)
+        self.optimizer = optim.make(c.optimizer, self.model.parameters(), c.lr, weight_decay=c.weight_decay,
+                                    **features.optimizer_kwargs(c))
         r = models.recipe(c.model)
         self.schedule = schedules.make(c.schedule, self.optimizer, c.epochs, self.steps_per_epoch,
-                                       **(dict(r.schedule_args) if c.schedule == r.schedule else {}))
+                                       **features.schedule_kwargs(c, r))
+        self.ema = features.make_ema(c, self.model)  # None unless --ema / the recipe
         self.state = {"epoch": 0, "step_in_epoch": 0, "step": 0, "train_seconds": 0.0, "samples": 0,
                       "target_reached_seconds": None, "eval_seconds": 0.0, "milestones": {}}
         self.history: list = []
@@ -134,9 +139,12 @@ class Trainer:
                                 "choose another with --out") from e
 
     def checkpoint(self):
-        """Write model.npz and state.npz (optimizer, schedule, loop position) atomically."""
-        self.model.save(self.out / "model.npz")
+        """Write model.npz (the EMA weights with --ema) and state.npz (optimizer, schedule, loop
+        position, EMA) atomically."""
+        with features.averaged(self.ema):
+            self.model.save(self.out / "model.npz")
         st = {f"opt.{k}": np.asarray(v) for k, v in self.optimizer.state_dict().items()}
+        st.update(self.ema.state_dict() if self.ema else {})
         st["loop"] = np.array(json.dumps({"state": self.state, "history": self.history,
                                           "schedule": self.schedule.state_dict()}))
         io.save_npz(self.out / "state.npz", st)
@@ -158,14 +166,18 @@ class Trainer:
         t.state.update(loop["state"])
         t.history = loop["history"]
         t.schedule.load_state_dict(loop["schedule"])
+        if t.ema is not None:
+            t.ema.load_state_dict(st)  # model.npz held the averaged weights: the live ones come back
         return t
 
     # --- evaluation ----------------------------------------------------------------
     def evaluate(self) -> dict:
         t0 = time.perf_counter()
-        res = {"test": evaluate(self.model, self.data.x_test, self.data.y_test)}
-        if getattr(self.data, "x_val", None) is not None:
-            res["val"] = evaluate(self.model, self.data.x_val, self.data.y_val)
+        tta = self.config.tta or 0
+        with features.averaged(self.ema):
+            res = {"test": evaluate(self.model, self.data.x_test, self.data.y_test, tta=tta)}
+            if getattr(self.data, "x_val", None) is not None:
+                res["val"] = evaluate(self.model, self.data.x_val, self.data.y_val, tta=tta)
         self.state["eval_seconds"] += time.perf_counter() - t0
         return res
 
@@ -209,6 +221,8 @@ class Trainer:
                 for xb, yb in self.batches.iter_from(s["step_in_epoch"]):
                     t0 = time.perf_counter()
                     loss, logits = train_step(self.model, self.loss_fn, self.optimizer, xb, yb)
+                    if self.ema is not None:
+                        self.ema.update()
                     if self.schedule.per_batch:
                         self.schedule.step()
                     run_loss += loss
@@ -313,7 +327,8 @@ class Trainer:
         s = self.state
         if s.get("best_accuracy") is None or acc > s["best_accuracy"]:
             s.update(best_accuracy=acc, best_step=s["step"], evals_since_best=0)
-            self.model.save(self.out / "best.npz")
+            with features.averaged(self.ema):
+                self.model.save(self.out / "best.npz")
             return False
         s["evals_since_best"] = s.get("evals_since_best", 0) + 1
         return s["evals_since_best"] >= self.config.patience
@@ -352,6 +367,7 @@ class Trainer:
             "compile_seconds": s.get("compile_seconds", 0.0),
             "blas_threads": s.get("blas_threads"),
             "status": self.status,
+            "features": features.used(self.config, self.model, self.schedule),
         }
         if s.get("best_accuracy") is not None:
             m.update(best_accuracy=s["best_accuracy"], best_step=s["best_step"], best_checkpoint="best.npz")

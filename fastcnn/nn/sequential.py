@@ -248,8 +248,9 @@ class Sequential(Layer):
 
     def fused(self) -> "Sequential":
         """A Sequential over this plan's layers (fused, sharing the parameters), e.g. to profile them."""
+        needs_input_grad = self.needs_input_grad  # read first: a new Sequential clears its first layer's flag
         out = Sequential(*fuse_layers(self.layers), reset=False, fusion=False)
-        out.needs_input_grad = self.needs_input_grad
+        out.needs_input_grad = needs_input_grad
         return out
 
     def extra_repr(self):

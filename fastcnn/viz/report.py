@@ -1,7 +1,9 @@
 """``fastcnn report RUN_DIR``: one self-contained HTML page about a run.
 
-The page shows the resolved configuration, the run's final metrics, the test set's
-per-class precision / recall / F1 and every plot of ``fastcnn.viz.plots``. The PNGs
+The page leads with the result: test accuracy, the time to each accuracy milestone,
+the training features used, the learning curves and the confusion matrix; then the
+per-class precision / recall / F1 and the other plots of ``fastcnn.viz.plots``; the
+resolved configuration and the full metrics are folded at the end (<details>). The PNGs
 are written to ``RUN_DIR/report/`` and also embedded in ``RUN_DIR/report.html`` as
 base64 data URIs, so the HTML file alone can be mailed or moved and still shows them.
 """
@@ -35,6 +37,31 @@ def _kv_table(d: dict) -> str:
     return '<table class="kv">' + "".join(rows) + "</table>"
 
 
+def _milestones_table(fin: dict) -> str:
+    """Accuracy level -> seconds of training and step at which it was first seen."""
+    ms = fin.get("milestones") or {}
+    if not ms:
+        return "<p>no accuracy milestone (97 %, 98 %, 98.5 %, 99 %) was reached</p>"
+    rows = "".join(f"<tr><td>{float(k):.1%}</td><td>{v['train_seconds']:.2f} s</td><td>{v['step']:,}</td></tr>"
+                   for k, v in sorted(ms.items(), key=lambda kv: float(kv[0])))
+    return ('<table class="num"><tr><th>accuracy ≥</th><th>first seen after</th><th>step</th></tr>'
+            + rows + "</table>")
+
+
+def _features_line(fin: dict) -> str:
+    """The training features the run used (metrics.json["features"]), one line."""
+    f = fin.get("features") or {}
+    on = []
+    for k, v in f.items():
+        if k == "schedule":
+            if isinstance(v, dict) and v.get("name") not in (None, "none", "constant"):
+                extra = ", ".join(f"{a} {b:g}" for a, b in v.items() if a != "name" and b is not None)
+                on.append(f"schedule {v['name']}" + (f" ({extra})" if extra else ""))
+        elif v not in (None, False, 0, ""):
+            on.append(f"{k} {', '.join(map(str, v)) if isinstance(v, list) else v}")
+    return "<p>features: " + html.escape("; ".join(on) if on else "none") + "</p>" if f else ""
+
+
 def _metrics_table(rep: dict) -> str:
     head = "<tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>"
     rows = [f"<tr><td>{r['class']}</td><td>{r['precision']:.4f}</td><td>{r['recall']:.4f}</td>"
@@ -56,6 +83,7 @@ table.num th{background:#f6f6f6}tr.macro td{font-weight:600;background:#fafafa}
 img{max-width:100%;height:auto;display:block;margin:8px 0;border:1px solid #eee}
 .cols{display:flex;gap:32px;flex-wrap:wrap;align-items:flex-start}
 .big{font-size:1.25em}
+details{margin-top:1.8em}summary{font-size:1.2em;font-weight:600;cursor:pointer}
 """
 
 
@@ -86,18 +114,24 @@ def build_report(run_dir, data_dir=None, image_index: int | None = None, max_err
                                    "epochs", "steps", "train_seconds", "samples_per_second", "params",
                                    "backend", "conv_algo", "target_reached_seconds") if k in fin}
     n_wrong = int((pred != np.asarray(ds.y_test)).sum())
+    how = (f"status {fin['status']} after {fin['epochs']:.2f} epochs, {fin['train_seconds']:.1f} s of training"
+           if {"status", "epochs", "train_seconds"} <= set(fin) else "no metrics.json")
     sections.append(
-        '<div class="cols"><div><h2>Configuration</h2>' + _kv_table(cfg) + "</div>"
-        '<div><h2>Final metrics</h2>' + (_kv_table(summary) if summary else "<p>no metrics.json</p>")
-        + f'<p class="big">{weights} on the test set of {html.escape(ds.name)}: accuracy <b>{rep["accuracy"]:.4f}</b> '
-        f"on {rep['n']:,} images ({n_wrong:,} misclassified)</p></div></div>")
-    sections.append("<h2>Precision, recall and F1 per class (test set)</h2>"
-                    '<div class="cols"><div>' + _metrics_table(rep) + "</div><div>"
-                    + _img(plots.confusion_heatmap(rep["confusion_matrix"], out / "confusion.png", classes),
-                           "confusion matrix") + "</div></div>")
+        "<h2>Result</h2>"
+        f'<p class="big">{weights} on the test set of {html.escape(ds.name)}: accuracy <b>{rep["accuracy"]:.4f}</b> '
+        f"on {rep['n']:,} images ({n_wrong:,} misclassified)</p><p>{html.escape(how)}</p>"
+        + (f"<p>the run's own last evaluation (metrics.json): test accuracy {fin['test_accuracy']:.4f}"
+           f" with test-time augmentation over ±{fin['features']['tta_pixels']} px shifts</p>"
+           if (fin.get("features") or {}).get("tta_pixels") and fin.get("test_accuracy") is not None else "")
+        + "<h3>Time to each accuracy (" + ("validation" if fin.get("val_accuracy") is not None else "test")
+        + " set)</h3>" + _milestones_table(fin) + _features_line(fin))
     if history:
         sections.append("<h2>Training curves</h2>" + _img(plots.training_curves(history, out / "curves.png"),
                                                             "training curves"))
+    sections.append("<h2>Confusion matrix and precision, recall and F1 per class (test set)</h2>"
+                    '<div class="cols"><div>'
+                    + _img(plots.confusion_heatmap(rep["confusion_matrix"], out / "confusion.png", classes),
+                           "confusion matrix") + "</div><div>" + _metrics_table(rep) + "</div></div>")
     sections.append("<h2>Misclassified test images</h2>"
                     + _img(plots.misclassified_grid(ds.x_test, ds.y_test, pred, conf, out / "misclassified.png",
                                                     max_errors), "misclassified test images"))
@@ -115,6 +149,10 @@ def build_report(run_dir, data_dir=None, image_index: int | None = None, max_err
         sections.append("<h2>Linear-layer weights</h2>" + _img(p, "linear-layer weights"))
     summary_txt = html.escape(model.summary())
     sections.append(f"<h2>Layers</h2><pre>{summary_txt}</pre>")
+    sections.append(f"<details><summary>Configuration ({len(cfg)} settings) and final metrics</summary>"
+                    '<div class="cols"><div><h2>Configuration</h2>' + _kv_table(cfg) + "</div>"
+                    '<div><h2>Final metrics</h2>' + (_kv_table(summary) if summary else "<p>no metrics.json</p>")
+                    + "</div></div></details>")
     title = f"fastcnn run {run.resolve().name}"
     page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"

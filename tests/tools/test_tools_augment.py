@@ -90,3 +90,16 @@ def test_augmented_batches_and_mistakes():
     assert maybe_wrap(base, C, model) is base
     C.augment = "noise"
     assert isinstance(maybe_wrap(base, C, model), AugmentedBatchIterator)
+
+
+def test_translate_moves_whole_pixels_up_to_p_each_way():
+    x = np.zeros((200, 28, 28), np.uint8)
+    x[:, 14, 14] = 255  # one bright pixel: where it lands is the shift
+    y = Augmenter("translate=2")(x, np.random.default_rng(0))
+    pos = np.array([np.unravel_index(np.argmax(im), im.shape) for im in y]) - 14
+    assert (y.reshape(200, -1).max(1) == 255).all() and (y.reshape(200, -1) > 0).sum(1).max() == 1  # exact moves
+    assert np.abs(pos).max() == 2 and set(np.unique(pos)) == {-2, -1, 0, 1, 2}
+    assert parse_spec("translate") == {"translate": 2.0}
+    for bad, msg in (("translate=1.5", "whole number"), ("shift,translate=1", "not both")):
+        with pytest.raises(ValueError, match=msg):
+            parse_spec(bad)

@@ -72,7 +72,11 @@ def test_report_html_is_self_contained(run):
     assert len(imgs) >= 8  # confusion, curves, misclassified, filters, input, 4 feature maps, linear weights
     assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in imgs)
     assert "src=\"http" not in html and "<link" not in html  # nothing outside the file
-    for title in ("Configuration", "Final metrics", "Precision, recall and F1", "Training curves",
+    for title in ("Configuration", "Final metrics", "precision, recall and F1", "Training curves",
                   "Misclassified test images", "First-layer filters", "Feature maps", "Linear-layer weights"):
         assert title in html
+    # the result leads (accuracy, milestones, curves, confusion matrix); the configuration is folded last
+    order = [html.index(t) for t in ("<h2>Result</h2>", "Time to each accuracy", "<h2>Training curves</h2>",
+                                     "Confusion matrix", "<details>", "<h2>Configuration</h2>")]
+    assert order == sorted(order) and html.index("<h2>Configuration</h2>") < html.index("</details>")
     assert (run / "run" / "report" / "confusion.png").is_file() and (run / "run" / "test_metrics.md").is_file()
