@@ -152,8 +152,10 @@ def build(model, input_shape=None, uint8_input: bool = False, opset: int = MIN_O
     helper, TP = onnx.helper, onnx.TensorProto
     if not isinstance(model, nn.Sequential):
         raise OnnxExportError(f"export_onnx takes a fastcnn.nn.Sequential, got a {type(model).__name__}")
-    if not isinstance(opset, int) or opset < MIN_OPSET:
-        raise OnnxExportError(f"opset must be an integer ≥ {MIN_OPSET}, got {opset!r}")
+    newest = onnx.defs.onnx_opset_version()
+    if not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
+        raise OnnxExportError(f"opset must be an integer ≥ {MIN_OPSET} and ≤ {newest} (the newest this onnx "
+                              f"{onnx.__version__} knows), got {opset!r}")
     shape = tuple(input_shape) if input_shape is not None else model.input_shape
     if shape is None or len(shape) != 3:
         raise OnnxExportError(f"the exported graph needs the per-sample input shape (C, H, W), e.g. (1, 28, 28); "
