@@ -133,7 +133,7 @@ def test_cli_exports_a_trained_run_with_its_metadata(mnist, tmp_path, capsys):
     """A short real training run of compact (batch-norm statistics learned), exported by the command."""
     ds = Dataset(mnist.x_train[:2000], mnist.y_train[:2000], mnist.x_test[:500], mnist.y_test[:500], name="small")
     run = tmp_path / "run-compact"
-    Trainer(TrainConfig(model="compact", epochs=1, progress=False, deterministic=True, out=str(run)), data=ds).fit()
+    Trainer(TrainConfig(model="compact", epochs=1, progress=False, out=str(run)), data=ds).fit()
     acc = json.loads((run / "metrics.json").read_text())["test_accuracy"]
     assert acc > 0.8  # it learned something: the comparison is on a trained model
     out = tmp_path / "model.onnx"
