@@ -1,4 +1,4 @@
-"""The experiment-toolkit commands of ``fastcnn``: report, baseline, sweep; and the
+"""The experiment-toolkit commands of ``fastcnn``: report, baseline, sweep, export; and the
 extensions of train (--config, --augment, --classes, --patience), eval (metrics
 table) and predict (--csv → Kaggle submission).
 
@@ -230,9 +230,29 @@ def cmd_sweep(args) -> int:
     return 0 if any(r.get("val_accuracy") is not None for r in rows) else 1
 
 
+# --- export --------------------------------------------------------------------------
+def cmd_export(args) -> int:
+    """Write trained weights as an ONNX graph (fastcnn.export_onnx), with the run's name, preset and accuracy."""
+    from . import rundir
+    from .cli import load_weights
+    from .export_onnx import export
+
+    model, name = load_weights(args)
+    wpath = Path(args.weights)
+    acc = (rundir.read_json(wpath / "metrics.json", {}) or {}).get("test_accuracy") if wpath.is_dir() else None
+    meta = {"run": wpath.name if wpath.is_dir() else wpath.stem, "preset": name, "test_accuracy": acc}
+    try:
+        out = export(model, args.onnx, uint8_input=args.uint8_input, opset=args.opset, metadata=meta)
+    except ImportError as e:  # the onnx package is an optional extra
+        raise ValueError(str(e)) from None
+    kind = "uint8 images (batch, C, H, W)" if args.uint8_input else "normalised float32 (batch, C, H, W)"
+    print(f"wrote {out} ({name}, input: {kind}, output: logits; opset {args.opset})")
+    return 0
+
+
 # --- parsers -------------------------------------------------------------------------
 def add_parsers(sub):
-    """Add the report, baseline and sweep subcommands to cli.py's subparsers."""
+    """Add the report, baseline, sweep and export subcommands to cli.py's subparsers."""
     p = sub.add_parser("report", help="a self-contained HTML page of a run: config, metrics, plots",
                        description="Write RUN_DIR/report.html (plots embedded; PNGs also in RUN_DIR/report/). "
                                    "Needs matplotlib: pip install 'fastcnn[viz]'.")
@@ -287,11 +307,23 @@ def add_parsers(sub):
                    help="run the trials on this Dask scheduler ('local': a LocalCluster of --workers processes "
                         "here); needs pip install 'fastcnn[dask]'")
     p.add_argument("--resume", metavar="OUT", help="run the trials of sweep OUT that did not finish")
+
+    p = sub.add_parser("export", help="write trained weights as an ONNX graph (for ONNX Runtime and others)",
+                       description="Write the model of a run directory (or a model .npz) as ONNX, opset ≥ 17, "
+                                   "dynamic batch axis. Needs the onnx package: pip install 'fastcnn[onnx]'.")
+    p.add_argument("--weights", required=True, help="a run directory or a model .npz")
+    p.add_argument("--model", help="preset of a bare .npz (default: read from the run directory or guessed)")
+    p.add_argument("--onnx", required=True, metavar="MODEL.onnx", help="the file to write")
+    p.add_argument("--uint8-input", action="store_true",
+                   help="input raw uint8 images (batch, C, H, W), normalised inside the graph "
+                        "(default: float32 normalised as fastcnn normalises)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17, at least 17)")
+    p.set_defaults(backend="numpy")  # load_weights reads it; the weights are written from the host
     return sub
 
 
 COMMANDS = {"report": cmd_report, "baseline": cmd_baseline, "sweep": cmd_sweep, "eval": cmd_eval,
-            "predict": cmd_predict}
+            "predict": cmd_predict, "export": cmd_export}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -256,4 +256,9 @@ class Sequential(Layer):
     def extra_repr(self):
         return ", ".join(repr(l) for l in self.layers)
 
+    def export_onnx(self, path, **kw):
+        """Write this model as ONNX to ``path`` (see fastcnn.export_onnx.export for ``kw``); needs `onnx`."""
+        from ..export_onnx import export
+        return export(self, path, **kw)
+
 
