@@ -7,7 +7,7 @@ table of fastcnn's measurements beside the figures the reports state.
     python scripts/reproduce_reports.py --only a,d --epochs 2 --backend cupy
 
 Every fastcnn figure in the table is measured in this run; the "reported" columns
-are the reports' own numbers, quoted from REPORTS.md (fastcnn.reports.REPORTED).
+are the reports' own numbers, quoted from REPORTS.md (fastcnn.models.lab_reports.REPORTED).
 Each network's run directory is kept under --out; the table is also written there
 as reproduce.md and reproduce.json.
 """
@@ -49,13 +49,13 @@ def main(argv=None) -> int:
 
     import dataclasses
 
-    from fastcnn import models, reports
+    from fastcnn import models
+    from fastcnn.models import lab_reports
     from fastcnn.baseline import knn_baseline
     from fastcnn.config import TrainConfig
     from fastcnn.data.formats import load_data, subset
     from fastcnn.train import Trainer
 
-    reports.register(models.PRESETS)
     only = {s.strip().upper() for s in a.only.split(",")} if a.only else None
     data = subset(load_data(None), a.fraction, seed=0)
     out = Path(a.out)
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     for label, preset, extra in ROWS:
         if only and label.split()[0] not in only:
             continue
-        rep = {**reports.REPORTED.get(preset, {}), **REPORTED_EXTRA.get(label, {})}
+        rep = {**lab_reports.REPORTED.get(preset, {}), **REPORTED_EXTRA.get(label, {})}
         print(f"== {label}: {preset}", flush=True)
         if preset == "knn":
             r = knn_baseline(data.x_train, data.y_train, data.x_test, data.y_test, k=3,

@@ -53,6 +53,8 @@ def test_wheel_holds_the_kernels_and_runs_from_the_repository_root(tmp_path):
     assert i.returncode == 0, i.stderr
     assert (site / "fastcnn" / "kernels" / "cpu" / "conv.py").is_file()
     assert (site / "fastcnn" / "data" / "mnist" / "SHA256SUMS").is_file()
+    for init in (ROOT / "fastcnn").rglob("__init__.py"):  # every subpackage made it into the wheel
+        assert (site / init.relative_to(ROOT)).is_file(), f"{init.parent.relative_to(ROOT)} is not in the wheel"
     # from elsewhere: the installed package, with its own kernels
     out = _run(["-c", "import fastcnn.kernels.cpu.conv as c; print(c.__file__)"], cwd=tmp_path,
                pythonpath=[str(site), DEPS])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from tools_helpers import parser, run_cli, small_npz
 
-from fastcnn import models, reports
+from fastcnn import models
 from fastcnn.data import formats as F
 
 
@@ -16,7 +16,6 @@ def run(tmp_path_factory):
     from fastcnn.config import TrainConfig
     from fastcnn.train import Trainer
 
-    reports.register(models.PRESETS)
     d = tmp_path_factory.mktemp("cli")
     data = small_npz(d / "mnist.npz", 1000, 200)
     Trainer(TrainConfig(model="report-d", epochs=1, lr=0.05, data_dir=str(data), out=str(d / "run"),

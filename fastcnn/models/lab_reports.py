@@ -1,6 +1,5 @@
-"""The networks of the five lab reports fastcnn replaces (../shared/REPORTS.md), as presets.
-
-``register(models.PRESETS)`` adds them; each comes with the report's recipe.
+"""The networks of the five lab reports fastcnn replaces, as presets (fastcnn.models.PRESETS
+holds them, each with the report's recipe; report A's network is ``compact``).
 ``REPORTED`` holds the figures the reports state, for scripts/reproduce_reports.py
 to print beside fastcnn's own measurements (never in place of them).
 
@@ -12,17 +11,8 @@ Differences from the originals, on purpose:
 """
 from __future__ import annotations
 
-from . import nn
-from .models import Recipe
-
-
-def report_a(num_classes=10, in_channels=1, seed=0):
-    """A: conv 16@3×3 s2 p1 → ReLU → pool → conv 24@6×6 p1 → ReLU → pool → 96 → 64 → ReLU → BN → 10."""
-    return nn.Sequential(
-        nn.Conv2D(in_channels, 16, 3, stride=2, padding=1), nn.ReLU(), nn.MaxPool2D(2),
-        nn.Conv2D(16, 24, 6, padding=1), nn.ReLU(), nn.MaxPool2D(2),
-        nn.Flatten(), nn.Linear(96, 64), nn.ReLU(), nn.BatchNorm1d(64), nn.Linear(64, num_classes),
-        seed=seed, input_shape=(in_channels, 28, 28))
+from .. import nn
+from .recipe import Recipe
 
 
 def report_b(num_classes=10, in_channels=1, seed=0):
@@ -77,9 +67,11 @@ def report_e_cnn(num_classes=10, in_channels=1, seed=0, hidden=128):
         seed=seed, input_shape=(in_channels, 28, 28))
 
 
+#: Report A's recipe; its network is the ``compact`` preset's.
+RECIPE_A = Recipe("adam", 0.01, 128, 3, "level", 0.0, {"levels": [(0.95, 0.005), (0.97, 0.002)]})
+
+#: The other reports' networks with their recipes (models.PRESETS adds report-a).
 PRESETS = {
-    "report-a": (report_a, Recipe("adam", 0.01, 128, 3, "level", 0.0,
-                                  {"levels": [(0.95, 0.005), (0.97, 0.002)]})),
     "report-b": (report_b, Recipe("adam", 0.001, 64, 50)),
     "report-c": (report_c, Recipe("sgd", 0.001, 128, 25, "step", 0.0, {"step_size": 10, "gamma": 0.4})),
     "report-d": (report_d, Recipe("sgd", 5e-3, 50, 10)),
@@ -99,9 +91,3 @@ REPORTED = {
     "report-e-mlp": {"report": "E", "accuracy": 0.9806, "seconds": 2105.0, "epochs": 5, "note": "MLP"},
     "report-e-cnn": {"report": "E", "accuracy": 0.9836, "seconds": 1007.0, "epochs": 5, "note": "CNN"},
 }
-
-
-def register(presets: dict) -> dict:
-    """Add the report presets to ``presets`` (models.PRESETS); returns it."""
-    presets.update(PRESETS)
-    return presets

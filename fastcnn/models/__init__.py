@@ -1,9 +1,12 @@
-"""Named presets: the networks users ask for by name, each with the recipe it trains best with."""
+"""Named presets: the networks users ask for by name, each with the recipe it trains best with.
+
+The lab reports' networks (``lab_reports.py``) are presets too (report-a … report-e-cnn).
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from . import nn
+from .. import nn
+from . import lab_reports
+from .recipe import Recipe
 
 #: The lab's parameter budget: 9·9·20 + 2000·100 + 100·10.
 LAB_BUDGET = 9 * 9 * 20 + 2000 * 100 + 100 * 10
@@ -38,27 +41,6 @@ def mlp(num_classes: int = 10, in_channels: int = 1, seed: int = 0, hidden: int 
     return nn.Sequential(
         nn.Flatten(), nn.Linear(in_channels * 28 * 28, hidden), nn.ReLU(), nn.Linear(hidden, num_classes),
         seed=seed, input_shape=(in_channels, 28, 28))
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """The training settings a preset is known to work with."""
-
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    batch_size: int = 128
-    epochs: int = 5
-    schedule: str = "none"
-    weight_decay: float = 0.0
-    schedule_args: dict = field(default_factory=dict)
-    #: stop once test accuracy reaches this (None: run the whole schedule)
-    target_acc: float | None = None
-    # training features (fastcnn.features), off unless a recipe turns them on
-    betas: tuple | None = None  # Adam's (beta1, beta2); None: the optimizer's default
-    label_smoothing: float = 0.0
-    augment: str = ""  # an augment spec, e.g. "translate=2,rotate=10"; "": none
-    ema: float = 0.0  # decay of the weights' moving average (0: off)
-    tta: int = 0  # test-time augmentation over shifts of up to this many pixels (0: off)
 
 
 def fast99(num_classes: int = 10, in_channels: int = 1, seed: int = 0) -> nn.Sequential:
@@ -106,6 +88,9 @@ PRESETS = {
     # an EMA of the weights and TTA over ±1 px shifts; 12 epochs of one cycle, no early stop.
     "lab-best": (lab_best, Recipe("adam", 5e-3, 128, 12, "onecycle", betas=(0.9, 0.99), label_smoothing=0.1,
                                   augment="translate=2,rotate=10", ema=0.999, tta=1)),
+    # the lab reports' networks with their own recipes (report-a is compact's network)
+    "report-a": (compact, lab_reports.RECIPE_A),
+    **lab_reports.PRESETS,
 }
 
 #: The preset `fastcnn train` uses when none is named: the one that reaches 97 % soonest.
@@ -138,6 +123,3 @@ def guess(state: dict) -> str:
     raise ValueError("these weights match no preset: name it with --model")
 
 
-from . import reports as _reports  # noqa: E402  (the lab reports' networks, see shared REPORTS.md)
-
-_reports.register(PRESETS)
