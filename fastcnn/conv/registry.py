@@ -50,7 +50,7 @@ POOL: dict[str, Algo] = {}
 _forced = {"conv": None, "pool": None}
 _choices: dict = {}
 _deterministic = False
-#: The fixed choice of 'auto' in deterministic mode: the first available of these.
+#: The fixed choice of 'auto' in deterministic mode: the first available of these (autotune ones only).
 PREFERENCE = ("numba", "cuda", "im2col", "vectorised", "einsum", "naive")
 
 
@@ -108,7 +108,7 @@ def resolve(kind: str, requested: str, xp, key: tuple, trial: Callable) -> Algo:
             raise ValueError(f"{kind} algorithm {name!r} does not run on backend {backend.name_of(xp)}")
         return algo
     if _deterministic:
-        return next(table[n] for n in PREFERENCE if n in table and table[n].available(xp))
+        return next(table[n] for n in PREFERENCE if n in table and table[n].autotune and table[n].available(xp))
     full_key = (kind, backend.name_of(xp)) + key
     if full_key not in _choices:
         best, best_t = None, float("inf")

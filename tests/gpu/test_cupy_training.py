@@ -4,17 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-cupy = pytest.importorskip("cupy", reason="CuPy is not installed (pip install 'fastcnn[gpu]')")
-
-
-def _device_count() -> int:
-    try:
-        return cupy.cuda.runtime.getDeviceCount()
-    except Exception:
-        return 0
-
-
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(_device_count() < 1, reason="CuPy sees no CUDA device")]
+from gpu_support import FAKE, cupy, pytestmark  # noqa: F401  (real CuPy, or the stand-in)
 
 from fastcnn.config import TrainConfig  # noqa: E402
 from fastcnn.data import Dataset, load_mnist  # noqa: E402
