@@ -91,6 +91,16 @@ def get_default_memory_pool() -> MemoryPool:
     return _pool
 
 
+#: Device -> host transfers so far (.get(), asnumpy, float(), int(), bool(), item(), printing):
+#: each one a synchronisation on a real GPU. Tests compare it between runs of different lengths.
+transfers = 0
+
+
+def _transfer():
+    global transfers
+    transfers += 1
+
+
 # --- the array -----------------------------------------------------------------------------------
 def _root(a: np.ndarray) -> np.ndarray:
     while isinstance(a.base, np.ndarray):
@@ -199,24 +209,31 @@ class ndarray:  # noqa: N801  (CuPy's name)
 
     def get(self, stream=None, order="C", out=None):
         """A numpy copy of the array (device -> host)."""
+        _transfer()
         return np.array(self._a, order=order, copy=True)
 
     def tolist(self):
+        _transfer()
         return self._a.tolist()
 
     def item(self):
+        _transfer()
         return self._a.item()
 
     def __float__(self):
+        _transfer()
         return float(self._a)
 
     def __int__(self):
+        _transfer()
         return int(self._a)
 
     def __bool__(self):
+        _transfer()
         return bool(self._a)
 
     def __format__(self, spec):
+        _transfer()
         return format(self._a if self._a.ndim else self._a.item(), spec)
 
     def __repr__(self):

@@ -133,6 +133,22 @@ def test_injected_host_call_in_a_layer_fails_under_the_stand_in(fake, monkeypatc
         Trainer(TrainConfig(backend="cupy", out=str(tmp_path / "c"), **common), model=_mlp(), data=data).fit()
 
 
+def test_training_steps_make_no_host_transfers(fake, tmp_path):
+    """Device -> host transfers (each a synchronisation on a GPU) do not grow with the number of
+    steps: twice the steps over the same data, the same evaluations and logs, the same count."""
+    d = load_mnist()
+    data = Dataset(d.x_train[:128], d.y_train[:128], d.x_test[:32], d.y_test[:32])
+    counts = {}
+    for batch in (32, 16):  # 4 and 8 steps; one log and one evaluation at the end of the epoch
+        cfg = TrainConfig(backend="cupy", epochs=1, batch_size=batch, eval_every=0, log_every=1000, progress=False,
+                          out=str(tmp_path / str(batch)), optimizer="adam", lr=0.01, schedule="none")
+        t = Trainer(cfg, model=_mlp(), data=data)
+        before = fake_cupy.transfers
+        t.fit()
+        counts[batch] = fake_cupy.transfers - before
+    assert counts[16] == counts[32], counts
+
+
 # --- the command line end to end -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
