@@ -106,6 +106,23 @@ def test_cuda_algorithms_need_the_simulator_under_the_stand_in(fake):
         cuda_conv.check()
 
 
+def test_batches_on_the_device_match_numpy(fake):
+    """The data set uploaded as uint8 (or left on the host), shuffled and normalised on the
+    device: the same batches, bit for bit (tests/data/test_loader.py does this with real CuPy)."""
+    from fastcnn.data import BatchIterator
+
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (23, 6, 5), dtype=np.uint8), rng.integers(0, 10, 23)
+    ref = list(BatchIterator(x, y, 5, seed=1))
+    for xs in (x, fake.asarray(x)):
+        got = list(BatchIterator(xs, fake.asarray(y), 5, seed=1, xp=fake))
+        assert len(got) == len(ref) == 5
+        for (xa, ya), (xb, yb) in zip(ref, got):
+            assert isinstance(xb, fake.ndarray) and xb.dtype == np.float32 and yb.dtype == np.int64
+            np.testing.assert_array_equal(xa, fake.asnumpy(xb))
+            np.testing.assert_array_equal(ya, fake.asnumpy(yb))
+
+
 # --- a stray host-side call in a layer fails under the stand-in ------------------------------------
 def _tiny_data():
     d = load_mnist()
