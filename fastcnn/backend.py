@@ -6,20 +6,40 @@ where numpy and cupy differ lives here, once.
 """
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 
 import numpy as np
 
 NAMES = ("numpy", "cupy", "auto")
+#: When set to 1 (read here, never written), 'cupy' is fastcnn.testing.fake_cupy, a strict NumPy
+#: stand-in, so the GPU path runs on machines without a GPU (tests, CI).
+FAKE_ENV = "FASTCNN_FAKE_CUPY"
+_FAKE_MODULE = "fastcnn.testing.fake_cupy"
 _auto_warned = False
+_fake_announced = False
 
 
 class BackendError(RuntimeError):
     """The requested backend cannot be used on this machine."""
 
 
+def _fake_cupy():
+    """The stand-in module, announced once per process (one line on stderr)."""
+    global _fake_announced
+    from .testing import fake_cupy
+
+    if not _fake_announced:
+        print(fake_cupy.BANNER, file=sys.stderr)
+        _fake_announced = True
+    return fake_cupy
+
+
 def _import_cupy():
     """Return the cupy module with a usable device, or raise BackendError saying why."""
+    if os.environ.get(FAKE_ENV) == "1":
+        return _fake_cupy()
     try:
         import cupy  # noqa: F401  (optional dependency)
     except ImportError as e:
@@ -69,11 +89,13 @@ def array_module(x):
     """The module (numpy or cupy) that array ``x`` belongs to."""
     if isinstance(x, np.ndarray) or np.isscalar(x):
         return np
-    mod = type(x).__module__.split(".")[0]
-    if mod == "cupy":
+    mod = type(x).__module__
+    if mod.split(".")[0] == "cupy":
         import cupy
 
         return cupy
+    if mod == _FAKE_MODULE:
+        return sys.modules[_FAKE_MODULE]
     return np
 
 
@@ -104,8 +126,7 @@ def scatter_add(xp, a, indices, values) -> None:
     if xp is np:
         np.add.at(a, indices, values)
     else:
-        import cupyx
-
+        cupyx = xp.cupyx if xp.__name__ == _FAKE_MODULE else __import__("cupyx")
         cupyx.scatter_add(a, indices, values)
 
 

@@ -46,7 +46,7 @@ class Algo:
 
 CONV: dict[str, Algo] = {}
 POOL: dict[str, Algo] = {}
-#: The fixed choice of 'auto' in deterministic mode: the first available of these.
+#: The fixed choice of 'auto' in deterministic mode: the first available of these (autotune ones only).
 PREFERENCE = ("numba", "cuda", "im2col", "vectorised", "einsum", "naive")
 _SETTING = {"conv": "conv_algo", "pool": "pool_algo"}
 
@@ -109,7 +109,7 @@ def resolve(kind: str, requested: str, xp, key: tuple, trial: Callable) -> Algo:
             algo.check()  # raises with the reason when there is one
             raise ValueError(f"{kind} algorithm {name!r} does not run on backend {backend.name_of(xp)}")
         return algo
-    fixed = next(n for n in PREFERENCE if n in table and table[n].available(xp))
+    fixed = next(n for n in PREFERENCE if n in table and table[n].autotune and table[n].available(xp))
     candidates = {a.name: (lambda a=a: trial(a)) for a in table.values() if a.autotune and a.available(xp)}
     if not candidates:
         return table[fixed]

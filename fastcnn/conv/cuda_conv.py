@@ -16,27 +16,36 @@ simulator they also run on numpy arrays (that is how they are tested without a G
 """
 from __future__ import annotations
 
+import os
+
 from .. import backend
 from . import im2col
 from ..geometry import check_geometry
 from .im2col import chunk_size
 
 MAX_COLS_BYTES = im2col.MAX_COLS_BYTES
+#: The stand-in CuPy under Numba's simulator (both variables are read at start, never written).
+SIMULATED_FAKE = os.environ.get(backend.FAKE_ENV) == "1" and os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 _reason: list = []  # [] until check() has looked; then [None] or [message]
 
 
 def _find_reason():
     """None when the 'cuda' algorithms can run here, else why not."""
     try:
-        backend.get("cupy")
+        xp = backend.get("cupy")
     except backend.BackendError as e:
         return str(e)
+    fake = xp.__name__ != "cupy"  # FASTCNN_FAKE_CUPY=1: host memory, so only the simulator can run kernels
     try:
         from numba import cuda
     except Exception as e:  # numba-cuda missing or broken
         return (f"the 'cuda' algorithms need Numba's CUDA target, which does not import ({e}): "
                 "run  pip install 'numba-cuda[cu12]'")
-    if "simulator" in getattr(cuda.jit, "__module__", ""):
+    simulated = "simulator" in getattr(cuda.jit, "__module__", "")
+    if fake:
+        return None if simulated else (f"{backend.FAKE_ENV}=1 is set: its arrays live in host memory, so the "
+                                       "'cuda' algorithms run only under Numba's simulator: set NUMBA_ENABLE_CUDASIM=1")
+    if simulated:
         return ("NUMBA_ENABLE_CUDASIM=1 is set: Numba's CUDA simulator cannot run kernels on CuPy "
                 "arrays; unset it to use the 'cuda' algorithms")
     try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from numba import cuda
 
-from .launch import expect_shape, grid, out_size, scalar, size, stream_for, unravel
+from .launch import expect_shape, grid, out_size, scalar, sim_args, size, stream_for, unravel
 
 
 @cuda.jit
@@ -82,7 +82,7 @@ def im2col(x, cols, kernel, stride, padding):
     total = size(cols)
     if total:
         blocks, threads = grid(total)
-        im2col_kernel[blocks, threads, stream_for(x, cols)](x, cols, kh, kw, sh, sw, ph, pw, ow, scalar(cols, 0))
+        im2col_kernel[blocks, threads, stream_for(x, cols)](*sim_args((x, cols)), kh, kw, sh, sw, ph, pw, ow, scalar(cols, 0))
     return cols
 
 
@@ -98,6 +98,6 @@ def col2im(cols, dx, kernel, stride, padding):
     total = size(dx)
     if total:
         blocks, threads = grid(total)
-        col2im_kernel[blocks, threads, stream_for(cols, dx)](cols, dx, kh, kw, sh, sw, ph, pw, oh, ow,
+        col2im_kernel[blocks, threads, stream_for(cols, dx)](*sim_args((cols, dx)), kh, kw, sh, sw, ph, pw, oh, ow,
                                                               scalar(dx, 0))
     return dx

@@ -9,8 +9,10 @@ first imported) there are no real streams: the default stream is used.
 """
 from __future__ import annotations
 
+import ctypes
 import math
 
+import numpy as np
 from numba import cuda
 
 #: Threads per block (a multiple of the 32-thread warp).
@@ -58,6 +60,32 @@ def stream_for(*arrays):
             ptr = cupy.cuda.get_current_stream().ptr
             return cuda.external_stream(ptr) if ptr else cuda.legacy_default_stream()
     return 0
+
+
+def sim_args(arrays) -> tuple:
+    """Under the simulator, arrays that are neither numpy nor Numba arrays but expose
+    ``__cuda_array_interface__`` (fastcnn's fake_cupy) as numpy views of the memory it points to:
+    the simulator does not read the interface itself, and its "device" memory is host memory."""
+    if not simulated():
+        return tuple(arrays)
+    return tuple(_cai_view(a) if hasattr(a, "__cuda_array_interface__") and not hasattr(a, "copy_to_host")
+                 and not isinstance(a, np.ndarray) else a for a in arrays)
+
+
+def _cai_view(a):
+    """A numpy view of the host memory that ``a.__cuda_array_interface__`` (version 3) describes."""
+    cai = a.__cuda_array_interface__
+    shape, dtype = tuple(cai["shape"]), np.dtype(cai["typestr"])
+    strides = cai.get("strides") or tuple(int(np.prod(shape[i + 1:], dtype=np.int64)) * dtype.itemsize
+                                          for i in range(len(shape)))
+    ptr = cai["data"][0]
+    if math.prod(shape) == 0:
+        return np.empty(shape, dtype)
+    if min(strides) < 0:
+        raise ValueError("negative strides in __cuda_array_interface__ are not supported by the simulator bridge")
+    span = sum((n - 1) * s for n, s in zip(shape, strides)) + dtype.itemsize
+    buf = (ctypes.c_byte * span).from_address(ptr)
+    return np.ndarray(shape, dtype, buffer=buf, strides=strides)
 
 
 def scalar(a, value):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from numba import cuda
 
-from .launch import expect_shape, grid, out_size, scalar, size, stream_for, unravel
+from .launch import expect_shape, grid, out_size, scalar, sim_args, size, stream_for, unravel
 
 
 @cuda.jit
@@ -118,7 +118,7 @@ def _out_shape(x_shape, kernel, stride, padding):
 def _launch(kern, total, arrays, *args):
     if total:
         blocks, threads = grid(total)
-        kern[blocks, threads, stream_for(*arrays)](*arrays, *args)
+        kern[blocks, threads, stream_for(*arrays)](*sim_args(arrays), *args)
 
 
 def max_forward(x, y, arg, kernel, stride, padding):
