@@ -206,6 +206,8 @@ class Adam(Optimizer):
 
     state_names = ("m", "v")
     decoupled = False
+    #: on the CPU, update with one Numba loop per parameter (same results, bit for bit)
+    cpu_kernel = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         if len(betas) != 2:
@@ -222,6 +224,8 @@ class Adam(Optimizer):
         w, g = p.data, p.grad
         xp = backend.array_module(w)
         b1, b2 = self.betas
+        if self.cpu_kernel and xp is np and w.flags.c_contiguous and g.flags.c_contiguous:
+            return self._update_cpu(i, p, f)
         s = self._scratch(p, 0)
         if self.weight_decay and self.decoupled:
             w *= f(1.0 - self.lr * self.weight_decay)           # w -= lr·wd·w
@@ -245,6 +249,18 @@ class Adam(Optimizer):
         xp.divide(m, s, out=s)
         s *= f(self.lr / (1.0 - b1 ** t))                       # s = lr·m̂ / (sqrt(v̂) + eps)
         w -= s
+
+    def _update_cpu(self, i, p, f):
+        """The same update as one Numba loop (fastcnn.kernels.cpu.optim), bit for bit."""
+        from .kernels.cpu import optim as k
+
+        b1, b2 = self.betas
+        t = self.steps
+        m, v = self._buf("m", i, p), self._buf("v", i, p)
+        mode = (k.DECOUPLED if self.decoupled else k.L2) if self.weight_decay else k.NONE
+        k.adam_update(p.data.reshape(-1), p.grad.reshape(-1), m.reshape(-1), v.reshape(-1), f(b1), f(1.0 - b1),
+                      f(b2), f(1.0 - b2), f(self.lr / (1.0 - b1 ** t)), f(1.0 / math.sqrt(1.0 - b2 ** t)),
+                      f(self.eps), f(self.weight_decay), f(1.0 - self.lr * self.weight_decay), mode)
 
     def _hyper(self):
         return {"lr": self.lr, "betas": self.betas, "eps": self.eps, "weight_decay": self.weight_decay}

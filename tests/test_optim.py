@@ -292,3 +292,28 @@ def test_step_makes_no_temporaries(name):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 16 * 1024, f"a step allocated {peak} bytes (a 256x256 float32 array is 262144)"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cls,wd", [("Adam", 0.0), ("Adam", 1e-2), ("AdamW", 1e-2)])
+def test_adam_cpu_kernel_equals_the_array_path_bit_for_bit(cls, wd, dtype):
+    from fastcnn import optim
+    from fastcnn.nn.module import Parameter
+
+    rng = np.random.default_rng(0)
+    shapes = [(7, 5), (5,), (3, 2, 4, 4)]
+    ws = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    runs = []
+    for kernel in (True, False):
+        params = [Parameter(w.copy(), f"p{i}") for i, w in enumerate(ws)]
+        opt = getattr(optim, cls)(params, lr=3e-3, weight_decay=wd)
+        opt.cpu_kernel = kernel
+        for step in range(5):
+            for p in params:
+                p.grad[...] = np.random.default_rng(step).standard_normal(p.data.shape).astype(dtype)
+            opt.step()
+        runs.append(([p.data for p in params], opt.state_dict()))
+    for a, b in zip(runs[0][0], runs[1][0]):
+        np.testing.assert_array_equal(a, b)
+    for k in runs[0][1]:
+        np.testing.assert_array_equal(runs[0][1][k], runs[1][1][k])

@@ -84,24 +84,27 @@ def test_env_var_moves_the_cache(tmp_path, monkeypatch):
 
 
 def test_a_second_model_reuses_the_conv_choices(cache):
-    """The layers' choices go through the cache: a fresh process would take them from the file."""
-    from fastcnn import models
+    """A Conv2D on 'auto' times the algorithms once; a fresh process takes them from the file."""
+    from fastcnn import nn
 
-    x = np.random.default_rng(0).standard_normal((8, 1, 28, 28)).astype(np.float32)
-    m = models.build("lenet5")
+    def model():
+        return nn.Sequential(nn.Conv2D(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 10 * 10, 3),
+                             seed=0, input_shape=(1, 12, 12))
+
+    x = np.random.default_rng(0).standard_normal((8, 1, 12, 12)).astype(np.float32)
+    m = model()
     y = m.forward(x)
     m.backward(np.ones_like(y))
-    first = [getattr(l, "variant", None) for l in m.plan()]
+    first = m.layers[0].algo_used
     choices = json.loads(cache.read_text())["choices"]
-    assert any(k.startswith("numba-variant:") for k in choices)
-    tuning.clear()
-    m2 = models.build("lenet5")
-    import fastcnn.tuning as t
+    assert [v for k, v in choices.items() if k.startswith("conv-algo:")] == [first]
+    tuning.clear()  # a new process: memory empty, file kept
     timed = []
-    orig = t.record
-    t.record = lambda *a: timed.append(a) or orig(*a)
+    orig = tuning.record
+    tuning.record = lambda *a: timed.append(a) or orig(*a)
     try:
+        m2 = model()
         m2.forward(x)
     finally:
-        t.record = orig
-    assert timed == [] and [getattr(l, "variant", None) for l in m2.plan()] == first
+        tuning.record = orig
+    assert timed == [] and m2.layers[0].algo_used == first

@@ -1,10 +1,11 @@
-"""The Numba CPU convolution, in two variants; the faster one is chosen per shape.
+"""The Numba CPU convolution, in two variants.
 
 gemm — Numba im2col (column layout) + one BLAS GEMM + Numba layout kernels:
     cols = im2col(xpad) (C·kh·kw, N·oh·ow);  z = W₂ @ cols (F, N·oh·ow), "CNHW";  y = NCHW(z) + b
     dz = CNHW(dy);  dW₂ = dz @ colsᵀ;  db = Σ dz;  dx = col2im(W₂ᵀ @ dz)
 direct — one parallel region per pass, each group of samples unrolled into a cache-resident
     buffer and multiplied with vectorised loops (kernels/cpu/conv.py); no BLAS, no layout changes.
+"direct" is the one used (see ``choose``); "gemm" runs when a fused layer is pinned to it.
 ``gemm``/``grads`` (and the direct kernels) are shared with the fused layers of fastcnn.nn.fused.
 """
 from __future__ import annotations
@@ -13,8 +14,6 @@ import numba
 import numpy as np
 
 from ..kernels.cpu import conv as kd
-from ..threads import blas_threads
-from .. import tuning
 from ..kernels.cpu import im2col as k
 from ..geometry import check_geometry, pad, unpad
 
@@ -27,11 +26,13 @@ def threads(n: int) -> int:
 
 
 def choose(key, trials: dict) -> str:
-    """The faster variant for ``key`` (name -> callable running a forward and a backward), timed
-    once per machine through fastcnn.tuning; "direct" in deterministic mode (no timing, no BLAS:
-    the same sums in the same order on every run). Keys hold both thread counts: "gemm"
-    depends on BLAS's, "direct" on Numba's."""
-    return tuning.choose("numba-variant", tuple(key) + (numba.get_num_threads(),), trials, "direct")
+    """The variant for ``key``: "direct". fastcnn runs its CPU compute with BLAS on one thread
+    (fastcnn.threads.compute), so "gemm" multiplies on one core while "direct" uses them all;
+    timed per shape on the 2-core machine, "direct" won for every lenet5 and compact layer at
+    batch 32–256, and timing "gemm" cost its compilation (≈ 10 s on a first run). "gemm" stays
+    for a layer pinned to it (``layer.pinned = "gemm"``) and in the agreement tests.
+    ``trials`` (name -> callable) is kept for callers that time variants themselves."""
+    return "direct"
 
 
 def gemm(x, w, stride, padding):
@@ -74,14 +75,7 @@ def finish(dxpad, dw, db, w, padding, need_dx, has_b):
 
 def forward(x, w, b, stride, padding):
     """x (N, C, H, W), w (F, C, kh, kw), b (F,) or None -> y (N, F, oh, ow), cache."""
-    key = ("conv", x.shape, x.dtype.str, w.shape, stride, padding, blas_threads())
-
-    def trial(v):
-        def run():
-            y, c = _forward(v, x, w, b, stride, padding)
-            backward(y, c, True)
-        return run
-    variant = choose(key, {v: trial(v) for v in VARIANTS})
+    variant = choose(None, {})
     return _forward(variant, x, w, b, stride, padding)
 
 

@@ -5,8 +5,8 @@ optimizer, checkpoints and summary keep working on the original) in which
     Conv2D → ReLU → MaxPool2D   becomes  ConvReLUMaxPool   (pre-activation never stored)
     Conv2D → ReLU               becomes  ConvReLU
 Each computes exactly what the unfused layers compute; the tests compare them. Like the
-``numba`` algorithm, each runs as "direct" or "gemm" (see fastcnn.conv.numba_conv),
-whichever is faster for its input shape, timed on first use.
+``numba`` algorithm, each runs as "direct" (see fastcnn.conv.numba_conv.choose) or, pinned,
+as "gemm".
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from ..conv import numba_conv as nc
 from .. import registry
 from ..kernels.cpu import conv as kd
 from ..kernels.cpu import im2col as k
-from ..threads import blas_threads
 from .activation import ReLU
 from .conv import Conv2D
 from .module import Layer
@@ -34,7 +33,6 @@ class _FusedConv(Layer):
         self.variant = None
         #: a variant fixed from outside (the Trainer's in-context tuning), or None: choose by timing
         self.pinned = None
-        self._key = None
         self._cache = None
 
     @property
@@ -47,17 +45,15 @@ class _FusedConv(Layer):
     def forward(self, x):
         self.check_dtype(x)
         x = np.ascontiguousarray(x)
-        key = (type(self).__name__, x.shape, x.dtype.str, self.weight.data.shape, self.conv.stride,
-               self.conv.padding, blas_threads())
         if self.pinned is not None:
             self.variant = self.pinned
-        elif self.variant is None or self._key != key:
+        elif self.variant is None:
             def trial(v):
                 def run():
                     y, self._cache = self._forward(v, x)
                     self._backward(v, y)
                 return run
-            self.variant, self._key = nc.choose(key, {v: trial(v) for v in nc.VARIANTS}), key
+            self.variant = nc.choose(None, {v: trial(v) for v in nc.VARIANTS})
         y, self._cache = self._forward(self.variant, x)
         return y
 

@@ -1,0 +1,33 @@
+"""The Adam / AdamW update as one Numba loop per parameter (fastcnn.optim uses it on the CPU).
+
+The NumPy path of fastcnn.optim.Adam makes about eight passes over each parameter, each a
+separate NumPy call (≈ 3–5 µs apiece on small arrays: 0.3 ms of a 3.5 ms compact step).
+This makes one pass, with the same operations in the same order and the same dtype (the
+scalars are passed in the parameter's dtype), so the results are identical bit for bit:
+    g = grad + wd·w                      (mode L2)      or  w = w·(1 − lr·wd)  (mode DECOUPLED)
+    m = β1·m + (1−β1)·g;   v = β2·v + (1−β2)·g²
+    w = w − (m / (sqrt(v)·c2 + eps))·c1,   c2 = 1/sqrt(1−β2ᵗ),  c1 = lr/(1−β1ᵗ)
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+NONE, L2, DECOUPLED = 0, 1, 2
+
+
+@njit(cache=True, nogil=True)
+def adam_update(w, g, m, v, b1, omb1, b2, omb2, c1, c2, eps, wd, decay, mode):
+    """In place on flat, contiguous arrays w, g, m, v (same dtype as the scalars)."""
+    for i in range(w.size):
+        gi = g[i]
+        if mode == DECOUPLED:
+            w[i] = w[i] * decay
+        elif mode == L2:
+            gi = w[i] * wd + gi
+        mi = m[i] * b1 + gi * omb1
+        vi = v[i] * b2 + gi * gi * omb2
+        m[i] = mi
+        v[i] = vi
+        s = np.sqrt(vi) * c2 + eps
+        w[i] = w[i] - (mi / s) * c1
