@@ -39,6 +39,9 @@ def parse(argv):
     ap.add_argument("--rounds", type=int, default=7, help="alternating rounds per batch size")
     ap.add_argument("--steps", type=int, default=20, help="training steps per framework per round")
     ap.add_argument("--time-to-97", action="store_true", help="also train both to 97 %% test accuracy")
+    ap.add_argument("--record99", action="store_true",
+                    help="only: PyTorch trains one epoch of the record99 recipe, then fastcnn trains "
+                         "fast99 to 99 %% (the Trainer, as `fastcnn train --model fast99`); same process")
     ap.add_argument("--quick", action="store_true", help="a smoke run: 2 rounds of 2 steps")
     ap.add_argument("--out", default=os.path.join("benchmarks", "results"))
     a = ap.parse_args(argv)
@@ -186,6 +189,49 @@ def time_to_97(args, data, torch, log=print) -> dict:
     return state
 
 
+def record99_vs_fast99(data, torch, seed: int = 0, log=print) -> dict:
+    """PyTorch: one epoch of the record recipe (its network, Adam lr 0.01 betas (0.7, 0.9), one
+    cycle over the epoch, batch 256, the whole set in memory, no shuffling); the seconds of its
+    steps and its test accuracy. fastcnn: `fastcnn train --model fast99` (the Trainer; steps
+    only in train_seconds) until 99 % test accuracy is seen. Same process, one after the other."""
+    import tempfile
+
+    import numpy as np
+
+    from fastcnn import models
+    from fastcnn.config import TrainConfig
+    from fastcnn.data import normalize
+    from fastcnn.train import Trainer
+
+    r = models.recipe("record99")
+    model = torch_copy(models.build("record99", seed=seed), torch).train()
+    opt = torch.optim.Adam(model.parameters(), lr=r.lr, betas=r.betas)
+    steps = -(-len(data.y_train) // r.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=r.lr, total_steps=steps, cycle_momentum=False)
+    x = torch.from_numpy(normalize(data.x_train))
+    y = torch.from_numpy(np.asarray(data.y_train, np.int64))
+    for i in range(3):  # warm-up on a throw-away copy: first allocations, oneDNN's kernels
+        warm = torch_copy(models.build("record99", seed=seed + 1), torch)
+        torch.nn.functional.cross_entropy(warm(x[:r.batch_size]), y[:r.batch_size]).backward()
+    t0 = time.perf_counter()
+    for s in range(0, len(y), r.batch_size):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x[s:s + r.batch_size]), y[s:s + r.batch_size]).backward()
+        opt.step()
+        sched.step()
+    torch_s = time.perf_counter() - t0
+    tc = TorchStepper.__new__(TorchStepper)
+    tc.torch, tc.model = torch, model
+    torch_acc = tc.accuracy(data.x_test, data.y_test)
+    log(f"  PyTorch, one epoch of the record recipe: {torch_s:.2f} s, test accuracy {torch_acc:.4f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        m = Trainer(TrainConfig(model="fast99", seed=seed, progress=False, out=tmp), data=data).fit()
+    log(f"  fastcnn fast99: 99 % first seen after {m['target_reached_seconds']} s of training "
+        f"(test accuracy {m['test_accuracy']:.4f}, status {m['status']})")
+    return {"torch_epoch_s": torch_s, "torch_acc": torch_acc, "fastcnn_99_s": m["target_reached_seconds"],
+            "fastcnn_acc": m["test_accuracy"], "fastcnn_status": m["status"]}
+
+
 # --- output ------------------------------------------------------------------------------------
 COLUMNS = [
     ("model", "model", ""), ("batch", "batch", "d"), ("threads", "threads", "d"),
@@ -229,6 +275,18 @@ def _main(args, torch, threads) -> int:
     header = machine.header_lines(info)
     print("\n".join(header))
     data = load_mnist()
+    if args.record99:
+        res = record99_vs_fast99(data, torch)
+        ratio = (res["fastcnn_99_s"] / res["torch_epoch_s"]) if res["fastcnn_99_s"] else None
+        text = "\n".join(header + ["", f"PyTorch {torch.__version__}, record99 recipe, one epoch: "
+                                        f"{res['torch_epoch_s']:.2f} s of training, test accuracy {res['torch_acc']:.4f}",
+                                    f"fastcnn fast99 to 99 %: {res['fastcnn_99_s']} s of training "
+                                    f"(test accuracy {res['fastcnn_acc']:.4f}, {res['fastcnn_status']})",
+                                    f"fastcnn / PyTorch time: {ratio:.2f}" if ratio else "fastcnn did not reach 99 %"])
+        print(text)
+        tables.write_text(Path(args.out) / "vs_torch_record99.md", "## fast99 vs one epoch of the record recipe\n\n"
+                          + text.replace("\n", "\n\n") + "\n")
+        return 0
     rows = [throughput(args, bs, data, torch) for bs in args.sizes]
     if args.time_to_97:
         print(f"training both to 97 % (recipe of {args.model}, evaluating every {EVAL_EVERY} steps)")

@@ -54,7 +54,7 @@ class TrainConfig:
         r = models.recipe(self.model)
         c = dataclasses.replace(self)
         for name in ("epochs", "batch_size", "optimizer", "lr", "schedule", "weight_decay", "target_acc",
-                     "label_smoothing", "ema", "tta", "augment"):
+                     "label_smoothing", "ema", "tta", "augment", "eval_every"):
             if getattr(c, name) is None:
                 setattr(c, name, getattr(r, name))
         from .features import resolve

@@ -23,3 +23,5 @@ class Recipe:
     augment: str = ""  # an augment spec, e.g. "translate=2,rotate=10"; "": none
     ema: float = 0.0  # decay of the weights' moving average (0: off)
     tta: int = 0  # test-time augmentation over shifts of up to this many pixels (0: off)
+    #: evaluate every N steps (0: at each epoch's end; None: five times an epoch)
+    eval_every: int | None = None

@@ -20,15 +20,18 @@ def test_features_are_off_unless_a_recipe_or_the_user_turns_them_on():
     assert lb.ema == 0.999 and lb.tta == 1 and lb.augment and lb.label_smoothing == 0.1
     off = TrainConfig(model="lab-best", ema=0, tta=0, augment="none", label_smoothing=0.0).resolved()
     assert (off.ema, off.tta, off.augment, off.label_smoothing) == (0, 0, "", 0.0)
-    f = TrainConfig(model="fast99").resolved()
+    f = TrainConfig(model="record99").resolved()
     assert f.betas == (0.7, 0.9) and f.schedule == "onecycle" and f.epochs == 1 and f.batch_size == 256
-    assert TrainConfig(model="fast99", optimizer="sgd").resolved().betas is None  # not the recipe's optimizer
+    assert TrainConfig(model="record99", optimizer="sgd").resolved().betas is None  # not the recipe's optimizer
+    f = TrainConfig(model="fast99").resolved()
+    assert (f.tta, f.schedule, f.epochs, f.batch_size, f.pct_start, f.target_acc) == (1, "onecycle", 2, 64, 0.15, 0.99)
 
 
 def test_presets_fit_and_lab_best_has_batch_norm():
     assert models.build("lab-best").num_params() <= models.LAB_BUDGET
     assert any(type(l).__name__ == "BatchNorm2d" for l in models.build("lab-best").layers)
-    assert models.build("fast99").num_params() == 215194
+    assert models.build("record99").num_params() == 215194
+    assert models.build("fast99").num_params() == models.build("lenet5").num_params() == 44426
 
 
 def test_cli_and_toml_set_the_features(tmp_path):
@@ -58,7 +61,7 @@ def test_bad_feature_settings_are_clear_errors(kw, msg):
 def test_betas_and_onecycle_arguments_reach_the_optimizer_and_schedule(tmp_path):
     d = load_mnist()
     small = Dataset(d.x_train[:512], d.y_train[:512], d.x_test[:100], d.y_test[:100], name="s")
-    t = Trainer(TrainConfig(model="fast99", betas=[0.8, 0.95], pct_start=0.25, div_factor=10.0,
+    t = Trainer(TrainConfig(model="record99", betas=[0.8, 0.95], pct_start=0.25, div_factor=10.0,
                             final_div_factor=50.0, progress=False, out=str(tmp_path / "r")), data=small)
     assert isinstance(t.optimizer, optim.Adam) and t.optimizer.betas == (0.8, 0.95)
     s = t.schedule
