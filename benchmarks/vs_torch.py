@@ -151,7 +151,7 @@ def time_to_97(args, data, torch, log=print) -> dict:
     from fastcnn import models
     from fastcnn.bench.train import Stepper, fixed_batches
     from fastcnn.data import BatchIterator
-    from fastcnn.train import evaluate
+    from fastcnn.inference import evaluate
 
     r = models.recipe(args.model)
     warm = Stepper(args.model)  # compile and auto-tune on a throw-away model, outside the clock

@@ -160,7 +160,7 @@ def load_weights(args):
 
 def cmd_eval(args) -> int:
     from .data import load_mnist
-    from .train import evaluate
+    from .inference import evaluate
 
     model, name = load_weights(args)
     data = load_mnist(args.data_dir)
@@ -187,7 +187,7 @@ def cmd_predict(args) -> int:
 
     from .backend import as_numpy
     from .data import read_idx
-    from .train import predict_logits
+    from .inference import predict_logits
 
     model, _ = load_weights(args)
     if not args.input:

@@ -63,6 +63,7 @@ def cmd_eval(args) -> int:
     from . import metrics as M
     from . import rundir
     from .cli import load_weights
+    from .inference import classify
 
     model, name = load_weights(args)
     wpath = Path(args.weights)
@@ -73,7 +74,8 @@ def cmd_eval(args) -> int:
     import numpy as np
 
     classes = sorted(int(c) for c in np.unique(ds.y_test))
-    rep, _, _ = M.evaluate_model(model, ds.x_test, ds.y_test, classes=classes)
+    pred, probs = classify(model, ds.x_test)
+    rep = M.classification_report(ds.y_test, pred, probs.shape[1], classes)
     print(f"{name}: test accuracy {rep['accuracy']:.4f} on {rep['n']:,} images of {ds.name}")
     print(M.format_table(rep))
     print("\nconfusion matrix (rows: true class, columns: predicted class)")
@@ -104,7 +106,7 @@ def cmd_predict(args) -> int:
     from .backend import as_numpy
     from .cli import load_weights
     from .data.formats import read_kaggle_csv, write_submission
-    from .train import predict_logits
+    from .inference import predict_logits
 
     model, _ = load_weights(args)
     x, _ = read_kaggle_csv(args.csv, labeled=False)

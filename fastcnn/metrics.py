@@ -123,19 +123,3 @@ def write_report(report: dict, out_dir, prefix: str = "eval") -> list:
     text += "".join(f"{i}," + ",".join(map(str, row)) + "\n" for i, row in enumerate(cm.tolist()))
     paths.append(io._atomic(out / f"{prefix}_confusion.csv", lambda f: f.write(text.encode())))
     return paths
-
-
-def evaluate_model(model, x_uint8, y, classes=None, num_classes: int | None = None):
-    """Classify uint8 images with ``model``: (classification report, predictions, confidences).
-
-    Confidence is the softmax probability of the predicted class (numpy arrays)."""
-    from .train import predict_logits
-
-    logits = as_numpy(predict_logits(model, x_uint8, dtype=model.dtype)).astype(np.float64)
-    z = logits - logits.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=1, keepdims=True)
-    pred = p.argmax(axis=1)
-    conf = p[np.arange(len(p)), pred]
-    k = num_classes or logits.shape[1]
-    return classification_report(as_numpy(y), pred, k, classes), pred, conf

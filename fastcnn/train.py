@@ -20,7 +20,8 @@ import numpy as np
 from . import augment, backend, features, io, models, optim, threads
 from . import schedule as schedules
 from .config import TrainConfig
-from .data import BatchIterator, normalize
+from .inference import evaluate  # also fastcnn.train.evaluate, the name README's results table uses
+from .data import BatchIterator
 from .data.formats import load_data, select_classes
 from .nn import SoftmaxCrossEntropy
 from .scoped_settings import settings
@@ -33,35 +34,6 @@ MILESTONES = (0.97, 0.98, 0.985, 0.99)
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss, an unwritable run directory)."""
-
-
-def predict_logits(model, x_uint8, batch_size: int = 1000, dtype=np.float32):
-    """Logits (N, K) on the model's device for uint8 images (N, H, W), in evaluation mode."""
-    xp = model.xp
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        for s in range(0, len(x_uint8), batch_size):
-            xb = normalize(backend.to_device(x_uint8[s:s + batch_size], xp), xp, dtype)
-            out.append(model.forward(xb))
-    finally:
-        model.train(was_training)
-        model.clear_cache()
-    return xp.concatenate(out) if out else xp.zeros((0, 0), dtype)
-
-
-def evaluate(model, x_uint8, y, batch_size: int = 1000, tta: int = 0) -> dict:
-    """{"accuracy", "loss"} of ``model`` on uint8 images and integer labels; ``tta``: average the
-    softmax over shifts of up to that many pixels (fastcnn.tta)."""
-    from .tta import tta_log_probs
-    logits = (tta_log_probs(model, x_uint8, tta, batch_size, model.dtype) if tta
-              else predict_logits(model, x_uint8, batch_size, model.dtype))
-    xp = backend.array_module(logits)
-    yd = backend.to_device(np.asarray(backend.as_numpy(y), dtype=np.int64), xp)
-    loss = float(SoftmaxCrossEntropy().forward(logits, yd))
-    acc = float((logits.argmax(axis=1) == yd).mean())
-    return {"accuracy": acc, "loss": loss}
 
 
 @contextmanager
