@@ -365,3 +365,25 @@ def write_tables(rows: list, out, params: list) -> list:
     io.save_bytes(out / "sweep.md", ("\n".join(md) + "\n").encode())
     io.save_json(out / "sweep.json", rows)
     return [out / "sweep.csv", out / "sweep.md", out / "sweep.json"]
+
+
+#: [sweep] keys of a sweep's TOML file that are options of the sweep rather than its space
+SWEEP_OPTIONS = ("mode", "trials", "workers", "fraction", "val_fraction", "scheduler")
+
+
+def read_sweep_config(path) -> tuple:
+    """(space, options, fixed) of a sweep's TOML file: ``[sweep]`` holds the space (keys of PARAMS)
+    and SWEEP_OPTIONS; ``[train]`` (or the top level) the fixed TrainConfig settings."""
+    from .toml_config import load_train_config, read_toml
+
+    space, options = {}, {}
+    for k, v in read_toml(path).get("sweep", {}).items():
+        key = k.replace("-", "_")
+        if key in PARAMS:
+            space[key] = v
+        elif key in SWEEP_OPTIONS:
+            options[key] = v
+        else:
+            raise ValueError(f"--config {path}: unknown [sweep] key {k!r}; the space takes "
+                             f"{', '.join(PARAMS)}; other keys: {', '.join(SWEEP_OPTIONS)}")
+    return space, options, load_train_config(path)

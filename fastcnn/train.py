@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import augment, backend, features, io, models, optim, threads
+from . import augment, backend, features, io, models, optim, rundir, threads
 from . import schedule as schedules
 from .config import TrainConfig
 from .inference import evaluate  # also fastcnn.train.evaluate, the name README's results table uses
@@ -49,10 +49,6 @@ def buffers_restored(model):
                 getattr(layer, k)[...] = b
 
 
-def default_run_dir(model: str) -> Path:
-    return Path("runs") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
 class Trainer:
     """Trains ``model`` (built from ``config.model`` when None) on ``data`` (MNIST when None).
 
@@ -77,7 +73,7 @@ class Trainer:
             self.data = select_classes(self.data, c.classes)
         if c.val_fraction > 0:
             self.data = self.data.split_validation(c.val_fraction, c.seed)
-        self.out = Path(out or c.out or default_run_dir(c.model))
+        self.out = Path(out or c.out or rundir.default_run_dir(c.model))
         self.loss_fn = SoftmaxCrossEntropy(c.label_smoothing)
         x_train = backend.to_device(self.data.x_train, self.xp)  # uploaded once, as uint8
         y_train = backend.to_device(np.asarray(self.data.y_train, np.int64), self.xp)
@@ -125,14 +121,10 @@ class Trainer:
     def resume(cls, run_dir, data=None, **overrides) -> "Trainer":
         """A Trainer that continues the run in ``run_dir`` where its last checkpoint left it."""
         run_dir = Path(run_dir)
-        for f in ("config.json", "model.npz", "state.npz"):
-            if not (run_dir / f).is_file():
-                raise FileNotFoundError(f"cannot resume from {run_dir}: {f} is missing (is it a fastcnn run directory?)")
-        cfg = json.loads((run_dir / "config.json").read_text())
+        cfg, st = rundir.load_checkpoint(run_dir)
         cfg.update({k: v for k, v in overrides.items() if v is not None})
         t = cls(TrainConfig.from_dict(cfg), data=data, out=run_dir)
         t.model.load(run_dir / "model.npz")
-        st = io.load_npz(run_dir / "state.npz")
         t.optimizer.load_state_dict({k[4:]: v for k, v in st.items() if k.startswith("opt.")})
         loop = json.loads(str(st["loop"]))
         t.state.update(loop["state"])

@@ -7,6 +7,7 @@ and subsets of classes.
     ds = load_data(None)                 # the bundled MNIST (or $FASTCNN_DATA)
     ds = select_classes(ds, "0,1,2")     # the three-class task; labels keep their digit values
     x = read_kaggle_csv("test.csv")[0]   # (N, 28, 28) uint8, labels None
+    x = read_images("imgs.idx.gz")       # (N, 28, 28) uint8 from idx or .npy
     write_submission("submission.csv", predictions)   # ImageId,Label with ImageId from 1
 
 Every error is a DataError (or ValueError for options) naming the file, the row
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .idx import DataError
+from .idx import DataError, read_idx
 from .mnist import Dataset, load_mnist
 
 SIDE = 28
@@ -248,6 +249,16 @@ def load_data(source=None, test_fraction: float = 0.2, seed: int = 0) -> Dataset
     if suffix == ".npz":
         return load_npz_dataset(p)
     return load_mat(p)
+
+
+# --- images to classify ----------------------------------------------------------------
+def read_images(path) -> np.ndarray:
+    """uint8 images (N, 28, 28) from an idx file (gzip or raw) or a ``.npy`` file."""
+    src = Path(path)
+    x = np.load(src, allow_pickle=False) if src.suffix == ".npy" else read_idx(src)
+    if x.dtype != np.uint8 or x.ndim != 3:
+        raise DataError(f"{src}: expected uint8 images of shape (N, 28, 28), got {x.dtype} {x.shape}")
+    return x
 
 
 # --- class subsets ---------------------------------------------------------------------

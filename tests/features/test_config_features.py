@@ -6,7 +6,7 @@ import pytest
 
 from fastcnn import models, optim
 from fastcnn.cli import build_parser
-from fastcnn.cli_tools import train_settings
+from fastcnn.cli.train import train_settings
 from fastcnn.config import TrainConfig
 from fastcnn.data import Dataset, load_mnist
 from fastcnn.io import load_npz

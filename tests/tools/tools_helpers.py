@@ -1,8 +1,6 @@
 """Shared helpers of the tests/tools tests (imported by name: pytest puts this folder on sys.path)."""
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 
 
@@ -17,26 +15,14 @@ def small_npz(path, n_train=1000, n_test=300):
 
 
 def parser():
-    """cli.build_parser() with the toolkit wired in (as cli.py does once the lead has added it)."""
-    from fastcnn import cli, cli_tools
+    """The fastcnn command's parser."""
+    from fastcnn import cli
 
-    ap = cli.build_parser()
-    sub = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction))
-    if "report" not in sub.choices:
-        cli_tools.add_parsers(sub)
-        cli_tools.add_train_args(sub.choices["train"])
-        cli_tools.add_eval_args(sub.choices["eval"])
-        cli_tools.add_predict_args(sub.choices["predict"])
-        for a in sub.choices["predict"]._actions:
-            if a.dest == "input":
-                a.required = False
-    return ap
+    return cli.build_parser()
 
 
 def run_cli(argv):
-    """Parse and run like cli.main, with the toolkit's commands; returns the exit code."""
-    from fastcnn import cli, cli_tools
+    """Run ``fastcnn ARGV`` through its entry point; returns the exit code."""
+    from fastcnn import cli
 
-    args = parser().parse_args(argv)
-    commands = {**cli.COMMANDS, **cli_tools.COMMANDS}
-    return commands[args.command](args) or 0
+    return cli.main(argv)
