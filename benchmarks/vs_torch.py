@@ -208,7 +208,8 @@ def main(argv=None) -> int:
     from pathlib import Path
 
     from fastcnn import models
-    from fastcnn.bench import machine, tables
+    from fastcnn import tables
+    from fastcnn.bench import machine
     from fastcnn.data import load_mnist
     from fastcnn import settings
 
@@ -221,7 +222,8 @@ def _main(args, torch, threads) -> int:
     from pathlib import Path
 
     from fastcnn import models
-    from fastcnn.bench import machine, tables
+    from fastcnn import tables
+    from fastcnn.bench import machine
     from fastcnn.data import load_mnist
 
     info = machine.info(threads)

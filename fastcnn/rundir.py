@@ -14,7 +14,7 @@ import json
 import time
 from pathlib import Path
 
-from . import backend, io, models
+from . import backend, files, models
 from .data.formats import load_data, select_classes
 
 
@@ -49,7 +49,7 @@ def load_checkpoint(run_dir) -> tuple:
     for f in ("config.json", "model.npz", "state.npz"):
         if not (run_dir / f).is_file():
             raise FileNotFoundError(f"cannot resume from {run_dir}: {f} is missing (is it a fastcnn run directory?)")
-    return json.loads((run_dir / "config.json").read_text()), io.load_npz(run_dir / "state.npz")
+    return json.loads((run_dir / "config.json").read_text()), files.load_npz(run_dir / "state.npz")
 
 
 def load_model(run_dir, backend="numpy", weights="model.npz"):
@@ -69,7 +69,7 @@ def load_weights(weights, model: str | None = None, backend="numpy"):
         if name is None:
             name = (read_json(path / "config.json", {}) or {}).get("model")
         path = path / "model.npz"
-    state = io.load_npz(path)
+    state = files.load_npz(path)
     if name is None:
         name = models.guess(state)
     net = models.build(name)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import augment, backend, features, io, models, optim, rundir, threads
+from . import augment, backend, features, files, models, optim, rundir, threads
 from . import schedule as schedules
 from .config import TrainConfig
 from .inference import evaluate  # also fastcnn.train.evaluate, the name README's results table uses
@@ -101,7 +101,7 @@ class Trainer:
     def _prepare_out(self):
         try:
             self.out.mkdir(parents=True, exist_ok=True)
-            io.save_json(self.out / "config.json", self.config.to_dict())
+            files.save_json(self.out / "config.json", self.config.to_dict())
         except OSError as e:
             raise TrainingError(f"cannot write the run directory {self.out}: {e.strerror or e}; "
                                 "choose another with --out") from e
@@ -115,7 +115,7 @@ class Trainer:
         st.update(self.ema.state_dict() if self.ema else {})
         st["loop"] = np.array(json.dumps({"state": self.state, "history": self.history,
                                           "schedule": self.schedule.state_dict()}))
-        io.save_npz(self.out / "state.npz", st)
+        files.save_npz(self.out / "state.npz", st)
 
     @classmethod
     def resume(cls, run_dir, data=None, **overrides) -> "Trainer":
@@ -153,7 +153,7 @@ class Trainer:
         if "val" in ev:
             row["val_accuracy"] = ev["val"]["accuracy"]
         self.history.append(row)
-        io.save_json(self.out / "history.json", self.history)
+        files.save_json(self.out / "history.json", self.history)
         return row
 
     # --- the loop ------------------------------------------------------------------
@@ -171,7 +171,7 @@ class Trainer:
         self.model.train()
         self._warmup()
         if c.profile:
-            from .profile import Profiler
+            from .profiler import Profiler
             self.profiler = Profiler(self.model)
         bar = tqdm(total=c.epochs * self.steps_per_epoch, initial=s["step"], disable=not c.progress,
                    unit="step", dynamic_ncols=True, file=sys.stderr)
@@ -303,7 +303,7 @@ class Trainer:
         msg = (f"the loss became {loss} at step {s['step']}: training stopped; the last good checkpoint "
                f"(step {self.history[-1]['step'] if self.history else 0}) is kept in {self.out}. "
                "Try a lower learning rate (--lr).")
-        io.save_json(self.out / "metrics.json", {**self._metrics(), "status": "diverged", "error": msg})
+        files.save_json(self.out / "metrics.json", {**self._metrics(), "status": "diverged", "error": msg})
         raise TrainingError(msg)
 
     def _metrics(self) -> dict:
@@ -343,7 +343,7 @@ class Trainer:
 
     def _finish(self) -> dict:
         m = self._metrics()
-        io.save_json(self.out / "metrics.json", m)
+        files.save_json(self.out / "metrics.json", m)
         if self.profiler is not None:
             m["profile"] = self.profiler.table()
         return m

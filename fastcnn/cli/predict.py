@@ -19,7 +19,7 @@ def add_parser(sub):
 def run(args) -> int:
     from ..backend import as_numpy
     from ..data.formats import read_images, read_kaggle_csv, write_submission
-    from ..io import write_text
+    from ..files import write_text
     from ..inference import predict_logits
 
     if not args.input and not args.csv:

@@ -208,7 +208,7 @@ def _from_arrays(arrays: dict, path, kind: str) -> Dataset:
 
 def load_npz_dataset(path) -> Dataset:
     """A Dataset from a Keras-style ``mnist.npz`` (x_train, y_train, x_test, y_test); no pickle."""
-    from ..io import load_npz
+    from ..files import load_npz
 
     path = Path(path)
     try:

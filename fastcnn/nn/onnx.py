@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__, backend, io
+from .. import __version__, backend, files
 from ..data.loader import MEAN, STD
 from .activation import LeakyReLU, ReLU, Sigmoid, Tanh
 from .conv import Conv2D
@@ -203,4 +203,4 @@ def export(model, path, input_shape=None, uint8_input: bool = False, opset: int 
     """Write ``model`` to ``path`` as ONNX (see ``build``), atomically: an error leaves no file behind
     (and an existing file untouched). Returns the path."""
     proto = build(model, input_shape, uint8_input, opset, metadata)
-    return io._atomic(path, lambda f: f.write(proto.SerializeToString()))
+    return files.write_atomic(path, lambda f: f.write(proto.SerializeToString()))

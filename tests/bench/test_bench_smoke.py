@@ -11,7 +11,7 @@ import pytest
 
 from fastcnn import cli
 from fastcnn.bench import conv as bench_conv
-from fastcnn.bench import tables
+from fastcnn import tables
 from fastcnn.conv import CONV
 from fastcnn.pool import POOL
 

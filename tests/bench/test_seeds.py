@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastcnn.bench.tables import read_csv
+from fastcnn.tables import read_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 

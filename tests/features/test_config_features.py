@@ -9,7 +9,7 @@ from fastcnn.cli import build_parser
 from fastcnn.cli.train import train_settings
 from fastcnn.config import TrainConfig
 from fastcnn.data import Dataset, load_mnist
-from fastcnn.io import load_npz
+from fastcnn.files import load_npz
 from fastcnn.train import Trainer
 
 
