@@ -18,9 +18,8 @@ def _module():
     return mod
 
 
-def test_two_seeds_write_the_table_and_summary(tmp_path, capsys):
+def test_two_seeds_write_the_table_and_summary(tmp_path, capsys, small_npz):
     sys.path.insert(0, str(ROOT / "tests" / "tools"))
-    from tools_helpers import small_npz
 
     seeds = _module()
     data = small_npz(tmp_path / "mnist.npz", 600, 100)
