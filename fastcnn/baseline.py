@@ -17,7 +17,7 @@ import numpy as np
 
 from . import backend
 from .config import TrainConfig
-from .data.formats import load_data, select_classes, subset
+from .data.formats import load_data, subset
 from .rundir import default_run_dir
 from .train import Trainer
 
@@ -86,9 +86,7 @@ def baseline_data(data_dir=None, classes=None, train_limit: int | None = None, t
     """The data set a baseline is scored on: ``data_dir`` (fastcnn.data.formats.load_data) restricted
     to ``classes``, at most ``train_limit`` training images (a random subset) and the first
     ``test_limit`` test images."""
-    ds = load_data(data_dir)
-    if classes:
-        ds = select_classes(ds, classes)
+    ds = load_data(data_dir, classes=classes)
     if train_limit:
         ds = subset(ds, limit=train_limit, seed=seed)
     if test_limit:

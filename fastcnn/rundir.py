@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from . import backend, files, models
-from .data.formats import load_data, select_classes
+from .data.formats import load_data
 
 
 def default_run_dir(name: str) -> Path:
@@ -91,10 +91,7 @@ def run_config(weights) -> dict:
 
 def load_data_of(cfg: dict, data_dir=None):
     """The data set a run was trained on (its data_dir, or ``data_dir``), restricted to its classes."""
-    ds = load_data(data_dir if data_dir is not None else cfg.get("data_dir"))
-    if cfg.get("classes"):
-        ds = select_classes(ds, cfg["classes"])
-    return ds
+    return load_data(data_dir if data_dir is not None else cfg.get("data_dir"), classes=cfg.get("classes"))
 
 
 def _backend(name):

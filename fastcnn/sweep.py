@@ -111,7 +111,7 @@ def _run_trial(job: dict) -> dict:
 
     from . import models
     from .config import TrainConfig
-    from .data.formats import load_data, select_classes, subset
+    from .data.formats import load_data, subset
     from .sweep_dask import worker_address
     from .train import Trainer
 
@@ -121,9 +121,7 @@ def _run_trial(job: dict) -> dict:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fastcnn-trial-") as tmp, _threads_scope(_trial_threads(job, worker)) as n:
         try:
-            data = load_data(base.get("data_dir"))
-            if base.get("classes"):
-                data = select_classes(data, base["classes"])
+            data = load_data(base.get("data_dir"), classes=base.get("classes"))
             data = subset(data, base.get("fraction", 1.0), seed=base.get("seed", 0))
             cfg = {k: v for k, v in base.items() if k not in ("fraction",)}
             cfg.update({k: v for k, v in params.items() if k != "hidden"})

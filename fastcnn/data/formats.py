@@ -6,6 +6,7 @@ and subsets of classes.
     ds = load_data("mnist.mat")          # SciPy (optional): trainX/trainY/testX/testY, data/label, ...
     ds = load_data(None)                 # the bundled MNIST (or $FASTCNN_DATA)
     ds = select_classes(ds, "0,1,2")     # the three-class task; labels keep their digit values
+    ds = load_data(None, classes="0,1,2")  # the same in one call
     x = read_kaggle_csv("test.csv")[0]   # (N, 28, 28) uint8, labels None
     x = read_images("imgs.idx.gz")       # (N, 28, 28) uint8 from idx or .npy
     write_submission("submission.csv", predictions)   # ImageId,Label with ImageId from 1
@@ -235,9 +236,15 @@ def load_mat(path) -> Dataset:
     return _from_arrays(arrays, path, ".mat")
 
 
-def load_data(source=None, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
+def load_data(source=None, test_fraction: float = 0.2, seed: int = 0, classes=None) -> Dataset:
     """A Dataset from ``source``: None or a directory (MNIST idx files), ``.csv`` (Kaggle
-    train.csv; ``test_fraction`` held out as the test set), ``.npz`` (Keras) or ``.mat``."""
+    train.csv; ``test_fraction`` held out as the test set), ``.npz`` (Keras) or ``.mat``;
+    restricted to ``classes`` (e.g. "0,1,2", see select_classes) when given."""
+    ds = _load(source, test_fraction, seed)
+    return select_classes(ds, classes) if classes else ds
+
+
+def _load(source, test_fraction: float, seed: int) -> Dataset:
     if source is None:
         return load_mnist()
     p = Path(source)
