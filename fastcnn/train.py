@@ -67,7 +67,6 @@ class Trainer:
         self.model = model if model is not None else models.build(c.model, seed=c.seed)
         self.model.to(self.xp, self.dtype)
         self.model.fusion = c.fuse  # Conv→ReLU(→MaxPool) fused on the CPU backend (Sequential.plan)
-        self.net = self.model  # kept for older callers: the model runs its own plan now
         self.data = data if data is not None else load_data(c.data_dir)  # idx dir, .csv, .npz or .mat
         if c.classes:
             self.data = select_classes(self.data, c.classes)
