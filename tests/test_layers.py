@@ -17,7 +17,7 @@ def _lint(config: Path) -> subprocess.CompletedProcess:
 def test_import_linter_contracts_are_kept():
     r = _lint(ROOT / "pyproject.toml")
     assert r.returncode == 0, f"lint-imports found broken contracts:\n{r.stdout}\n{r.stderr}"
-    assert "0 broken" in r.stdout and "4 kept" in r.stdout
+    assert "0 broken" in r.stdout
 
 
 def test_an_upward_import_breaks_the_layers_contract(tmp_path):
