@@ -213,7 +213,8 @@ def main(argv=None) -> int:
     rows = cmd_compare(a) if a.cmd == "compare" else cmd_inprocess(a)
     from pathlib import Path
 
-    from fastcnn.bench import machine, tables
+    from fastcnn import tables
+    from fastcnn.bench import machine
 
     header = machine.header_lines(machine.info(a.threads))
     title = f"The README's library loop vs PyTorch's plain loop ({a.cmd})"

@@ -154,7 +154,7 @@ def time_to_97(args, data, torch, log=print) -> dict:
     from fastcnn import models
     from fastcnn.bench.train import Stepper, fixed_batches
     from fastcnn.data import BatchIterator
-    from fastcnn.train import evaluate
+    from fastcnn.inference import evaluate
 
     r = models.recipe(args.model)
     warm = Stepper(args.model)  # compile and auto-tune on a throw-away model, outside the clock
@@ -254,7 +254,8 @@ def main(argv=None) -> int:
     from pathlib import Path
 
     from fastcnn import models
-    from fastcnn.bench import machine, tables
+    from fastcnn import tables
+    from fastcnn.bench import machine
     from fastcnn.data import load_mnist
     from fastcnn import settings
 
@@ -267,7 +268,8 @@ def _main(args, torch, threads) -> int:
     from pathlib import Path
 
     from fastcnn import models
-    from fastcnn.bench import machine, tables
+    from fastcnn import tables
+    from fastcnn.bench import machine
     from fastcnn.data import load_mnist
 
     info = machine.info(threads)

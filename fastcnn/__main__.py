@@ -1,3 +1,4 @@
+"""``python -m fastcnn``: the fastcnn command."""
 import sys
 
 from .cli import main

@@ -29,6 +29,7 @@ import numpy as np
 
 from .backend import array_module, as_numpy, to_device
 from .data.loader import BatchIterator, normalize
+from .inference import predict_logits
 
 DEFAULTS = {"shift": 0.1, "translate": 2.0, "rotate": 10.0, "scale": 0.1, "squeeze": 0.1, "noise": 0.05, "blur": 1.0}
 _AFFINE = ("shift", "translate", "rotate", "scale", "squeeze")
@@ -200,8 +201,6 @@ class AugmentedBatchIterator(BatchIterator):
         self.last_mistakes = 0
 
     def _mistake_indices(self) -> np.ndarray:
-        from .train import predict_logits
-
         xh = as_numpy(self.x)
         pred = as_numpy(predict_logits(self.model, xh, dtype=self.model.dtype).argmax(axis=1))
         wrong = np.flatnonzero(pred != as_numpy(self.y))

@@ -10,11 +10,16 @@ members are nearer (each neighbour's vote is 1 plus a small bonus for its rank).
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
 
 from . import backend
+from .config import TrainConfig
+from .data.formats import load_data, subset
+from .rundir import default_run_dir
+from .train import Trainer
 
 
 def _flat(x, xp, dtype):
@@ -74,3 +79,24 @@ def knn_baseline(x_train, y_train, x_test, y_test, k: int = 3, xp=np, batch_size
     acc = float((pred == np.asarray(backend.as_numpy(y_test))).mean()) if len(pred) else float("nan")
     return {"accuracy": acc, "seconds": secs, "k": k, "n_train": len(x_train), "n_test": len(x_test),
             "predictions": pred}
+
+
+def baseline_data(data_dir=None, classes=None, train_limit: int | None = None, test_limit: int | None = None,
+                  seed: int = 0):
+    """The data set a baseline is scored on: ``data_dir`` (fastcnn.data.formats.load_data) restricted
+    to ``classes``, at most ``train_limit`` training images (a random subset) and the first
+    ``test_limit`` test images."""
+    ds = load_data(data_dir, classes=classes)
+    if train_limit:
+        ds = subset(ds, limit=train_limit, seed=seed)
+    if test_limit:
+        ds = dataclasses.replace(ds, x_test=ds.x_test[:test_limit], y_test=ds.y_test[:test_limit])
+    return ds
+
+
+def mlp_baseline(ds, backend_name: str = "numpy", epochs: int | None = None, seed: int = 0, out=None) -> dict:
+    """Train the ``mlp`` preset with its recipe on ``ds``; its metrics, with ``out``: the run directory
+    (default runs/baseline-mlp-TIME)."""
+    cfg = TrainConfig(model="mlp", backend=backend_name, epochs=epochs, seed=seed,
+                      out=str(out or default_run_dir("baseline-mlp")), progress=False)
+    return {**Trainer(cfg, data=ds).fit(), "out": cfg.out}

@@ -1,10 +1,7 @@
 """Shape arithmetic and padding shared by every convolution and pooling algorithm."""
 from __future__ import annotations
 
-
-def out_size(size: int, k: int, s: int, p: int) -> int:
-    """Output length along one axis: ⌊(size + 2p − k) / s⌋ + 1."""
-    return (size + 2 * p - k) // s + 1
+from .kernels.shapes import out_size  # ⌊(size + 2p − k) / s⌋ + 1, shared with the CUDA launchers
 
 
 def check_geometry(name: str, in_hw, k, s, p) -> tuple:

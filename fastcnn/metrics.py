@@ -10,12 +10,11 @@ Macro averages are plain means over the classes listed.
 """
 from __future__ import annotations
 
-import csv
-import io as _io
 from pathlib import Path
 
 import numpy as np
 
+from . import files, tables
 from .backend import as_numpy
 
 
@@ -102,40 +101,19 @@ def format_confusion(cm) -> str:
 
 def write_report(report: dict, out_dir, prefix: str = "eval") -> list:
     """Write ``<prefix>_metrics.json``, ``<prefix>_metrics.csv``, ``<prefix>_metrics.md`` and
-    ``<prefix>_confusion.csv`` into ``out_dir``; returns their paths."""
-    from . import io
-
+    ``<prefix>_confusion.csv`` into ``out_dir`` (each atomically); returns their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = [io.save_json(out / f"{prefix}_metrics.json", report)]
-    buf = _io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["class", "precision", "recall", "f1", "support"])
-    for r in report["per_class"]:
-        w.writerow([r["class"], f"{r['precision']:.6f}", f"{r['recall']:.6f}", f"{r['f1']:.6f}", r["support"]])
+    paths = [files.save_json(out / f"{prefix}_metrics.json", report)]
+    columns = [(k, k, None) for k in ("class", "precision", "recall", "f1", "support")]
     m = report["macro"]
-    w.writerow(["macro", f"{m['precision']:.6f}", f"{m['recall']:.6f}", f"{m['f1']:.6f}", report["n"]])
-    paths.append(io._atomic(out / f"{prefix}_metrics.csv", lambda f: f.write(buf.getvalue().encode())))
-    md = format_table(report, markdown=True)
-    paths.append(io._atomic(out / f"{prefix}_metrics.md", lambda f: f.write(md.encode())))
+    rows = [{**r, **{k: f"{r[k]:.6f}" for k in ("precision", "recall", "f1")}} for r in report["per_class"]]
+    rows.append({"class": "macro", **{k: f"{m[k]:.6f}" for k in ("precision", "recall", "f1")}, "support": report["n"]})
+    paths.append(files.write_text(out / f"{prefix}_metrics.csv", tables.csv_text(columns, rows)))
+    paths.append(files.write_text(out / f"{prefix}_metrics.md", format_table(report, markdown=True)))
     cm = np.asarray(report["confusion_matrix"])
-    text = "true\\pred," + ",".join(map(str, range(cm.shape[1]))) + "\n"
-    text += "".join(f"{i}," + ",".join(map(str, row)) + "\n" for i, row in enumerate(cm.tolist()))
-    paths.append(io._atomic(out / f"{prefix}_confusion.csv", lambda f: f.write(text.encode())))
+    corner = "true\\pred"
+    columns = [(corner, corner, None)] + [(j, str(j), None) for j in range(cm.shape[1])]
+    rows = [{corner: i, **dict(enumerate(row))} for i, row in enumerate(cm.tolist())]
+    paths.append(files.write_text(out / f"{prefix}_confusion.csv", tables.csv_text(columns, rows)))
     return paths
-
-
-def evaluate_model(model, x_uint8, y, classes=None, num_classes: int | None = None):
-    """Classify uint8 images with ``model``: (classification report, predictions, confidences).
-
-    Confidence is the softmax probability of the predicted class (numpy arrays)."""
-    from .train import predict_logits
-
-    logits = as_numpy(predict_logits(model, x_uint8, dtype=model.dtype)).astype(np.float64)
-    z = logits - logits.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=1, keepdims=True)
-    pred = p.argmax(axis=1)
-    conf = p[np.arange(len(p)), pred]
-    k = num_classes or logits.shape[1]
-    return classification_report(as_numpy(y), pred, k, classes), pred, conf

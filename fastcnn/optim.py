@@ -252,15 +252,15 @@ class Adam(Optimizer):
 
     def _update_cpu(self, i, p, f):
         """The same update as one Numba loop (fastcnn.kernels.cpu.optim), bit for bit."""
-        from .kernels.cpu import optim as k
+        from .kernels.cpu.optim import DECOUPLED, L2, NONE, adam_update
 
         b1, b2 = self.betas
         t = self.steps
         m, v = self._buf("m", i, p), self._buf("v", i, p)
-        mode = (k.DECOUPLED if self.decoupled else k.L2) if self.weight_decay else k.NONE
-        k.adam_update(p.data.reshape(-1), p.grad.reshape(-1), m.reshape(-1), v.reshape(-1), f(b1), f(1.0 - b1),
-                      f(b2), f(1.0 - b2), f(self.lr / (1.0 - b1 ** t)), f(1.0 / math.sqrt(1.0 - b2 ** t)),
-                      f(self.eps), f(self.weight_decay), f(1.0 - self.lr * self.weight_decay), mode)
+        mode = (DECOUPLED if self.decoupled else L2) if self.weight_decay else NONE
+        adam_update(p.data.reshape(-1), p.grad.reshape(-1), m.reshape(-1), v.reshape(-1), f(b1), f(1.0 - b1),
+                    f(b2), f(1.0 - b2), f(self.lr / (1.0 - b1 ** t)), f(1.0 / math.sqrt(1.0 - b2 ** t)),
+                    f(self.eps), f(self.weight_decay), f(1.0 - self.lr * self.weight_decay), mode)
 
     def _hyper(self):
         return {"lr": self.lr, "betas": self.betas, "eps": self.eps, "weight_decay": self.weight_decay}

@@ -19,8 +19,6 @@ its own work and restored after it. Dask clusters: sweep_dask.py.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import csv
-import io as _io
 import itertools
 import json
 import math
@@ -113,7 +111,7 @@ def _run_trial(job: dict) -> dict:
 
     from . import models
     from .config import TrainConfig
-    from .data.formats import load_data, select_classes, subset
+    from .data.formats import load_data, subset
     from .sweep_dask import worker_address
     from .train import Trainer
 
@@ -123,9 +121,7 @@ def _run_trial(job: dict) -> dict:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fastcnn-trial-") as tmp, _threads_scope(_trial_threads(job, worker)) as n:
         try:
-            data = load_data(base.get("data_dir"))
-            if base.get("classes"):
-                data = select_classes(data, base["classes"])
+            data = load_data(base.get("data_dir"), classes=base.get("classes"))
             data = subset(data, base.get("fraction", 1.0), seed=base.get("seed", 0))
             cfg = {k: v for k, v in base.items() if k not in ("fraction",)}
             cfg.update({k: v for k, v in params.items() if k != "hidden"})
@@ -164,21 +160,21 @@ def _lost_row(job: dict, why) -> dict:
 def _store(row: dict, out: Path) -> dict:
     """Write the files a trial returned to ``out/trial-NNN`` (atomically; config.json's "out"
     made that directory) and put the directory in the row."""
-    from . import io
+    from . import files
 
     d = out / f"trial-{row['trial']:03d}"
-    files = row.pop("files", None) or {}
-    if files and d.is_dir():
+    returned = row.pop("files", None) or {}
+    if returned and d.is_dir():
         for old in d.iterdir():  # what an earlier attempt of this trial left
-            if old.is_file() and old.name not in files:
+            if old.is_file() and old.name not in returned:
                 old.unlink()
-    for name, data in files.items():
+    for name, data in returned.items():
         if Path(name).name != name or name.startswith("."):
             raise ValueError(f"sweep: trial {row['trial']} returned a file named {name!r}")
         if name == "config.json":
-            io.save_json(d / name, {**json.loads(data), "out": str(d)})
+            files.save_json(d / name, {**json.loads(data), "out": str(d)})
         else:
-            io.save_bytes(d / name, data)
+            files.save_bytes(d / name, data)
     row["run_dir"] = str(d)
     return row
 
@@ -246,9 +242,9 @@ def run_sweep(space: dict, out, mode: str = "grid", trials_n: int | None = None,
     TrainConfig(**probe).resolved()  # bad fixed settings fail before any worker starts
     _check_pool(workers, threads, scheduler)
     out = Path(out)
-    from . import io
+    from . import files
 
-    io.save_json(out / SPEC, {"params": list(settings[0]) if settings else [], "trials": settings, "base": base})
+    files.save_json(out / SPEC, {"params": list(settings[0]) if settings else [], "trials": settings, "base": base})
     jobs = [{"trial": i, "params": p, "base": base} for i, p in enumerate(settings)]
     return _execute(jobs, out, list(settings[0]) if settings else [], [], workers, threads, executor, scheduler,
                     on_result, log, lost_after)
@@ -348,20 +344,12 @@ def _fmt(v, col=""):
 
 
 def write_tables(rows: list, out, params: list) -> list:
-    """sweep.csv, sweep.md and sweep.json in ``out`` (each written atomically); returns their paths."""
-    from . import io
+    """sweep.csv, sweep.md (fastcnn.tables) and sweep.json in ``out``, each written atomically;
+    returns their paths."""
+    from . import files, tables
 
     out = Path(out)
-    cols = ["rank", "trial", *params, *COLUMNS]
-    buf = _io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(cols)
-    for rank, r in enumerate(rows, 1):
-        w.writerow([rank if c == "rank" else ("" if r.get(c) is None else r.get(c)) for c in cols])
-    io.save_bytes(out / "sweep.csv", buf.getvalue().encode())
-    md = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for rank, r in enumerate(rows, 1):
-        md.append("| " + " | ".join(str(rank) if c == "rank" else _fmt(r.get(c), c).replace("|", "/") for c in cols) + " |")
-    io.save_bytes(out / "sweep.md", ("\n".join(md) + "\n").encode())
-    io.save_json(out / "sweep.json", rows)
-    return [out / "sweep.csv", out / "sweep.md", out / "sweep.json"]
+    columns = [(c, c, (lambda v, c=c: _fmt(v, c).replace("|", "/"))) for c in ["rank", "trial", *params, *COLUMNS]]
+    ranked = [{**r, "rank": rank} for rank, r in enumerate(rows, 1)]
+    paths = tables.write_table(out, "sweep", columns, ranked)
+    return paths + [files.save_json(out / "sweep.json", rows)]

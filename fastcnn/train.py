@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import augment, backend, features, io, models, optim, threads
+from . import augment, backend, features, files, models, optim, rundir, threads
 from . import schedule as schedules
 from .config import TrainConfig
-from .data import BatchIterator, normalize
+from .inference import evaluate  # also fastcnn.train.evaluate, the name README's results table uses
+from .data import BatchIterator
 from .data.formats import load_data, select_classes
 from .nn import SoftmaxCrossEntropy
 from .scoped_settings import settings
@@ -35,35 +36,6 @@ class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss, an unwritable run directory)."""
 
 
-def predict_logits(model, x_uint8, batch_size: int = 1000, dtype=np.float32):
-    """Logits (N, K) on the model's device for uint8 images (N, H, W), in evaluation mode."""
-    xp = model.xp
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        for s in range(0, len(x_uint8), batch_size):
-            xb = normalize(backend.to_device(x_uint8[s:s + batch_size], xp), xp, dtype)
-            out.append(model.forward(xb))
-    finally:
-        model.train(was_training)
-        model.clear_cache()
-    return xp.concatenate(out) if out else xp.zeros((0, 0), dtype)
-
-
-def evaluate(model, x_uint8, y, batch_size: int = 1000, tta: int = 0) -> dict:
-    """{"accuracy", "loss"} of ``model`` on uint8 images and integer labels; ``tta``: average the
-    softmax over shifts of up to that many pixels (fastcnn.tta)."""
-    from .tta import tta_log_probs
-    logits = (tta_log_probs(model, x_uint8, tta, batch_size, model.dtype) if tta
-              else predict_logits(model, x_uint8, batch_size, model.dtype))
-    xp = backend.array_module(logits)
-    yd = backend.to_device(np.asarray(backend.as_numpy(y), dtype=np.int64), xp)
-    loss = float(SoftmaxCrossEntropy().forward(logits, yd))
-    acc = float((logits.argmax(axis=1) == yd).mean())
-    return {"accuracy": acc, "loss": loss}
-
-
 @contextmanager
 def buffers_restored(model):
     """Run a block of untimed passes (warm-up, tuning) without leaving a trace in the model's
@@ -75,10 +47,6 @@ def buffers_restored(model):
         for layer, bufs in saved:
             for k, b in bufs.items():
                 getattr(layer, k)[...] = b
-
-
-def default_run_dir(model: str) -> Path:
-    return Path("runs") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 class Trainer:
@@ -99,13 +67,12 @@ class Trainer:
         self.model = model if model is not None else models.build(c.model, seed=c.seed)
         self.model.to(self.xp, self.dtype)
         self.model.fusion = c.fuse  # Conv→ReLU(→MaxPool) fused on the CPU backend (Sequential.plan)
-        self.net = self.model  # kept for older callers: the model runs its own plan now
         self.data = data if data is not None else load_data(c.data_dir)  # idx dir, .csv, .npz or .mat
         if c.classes:
             self.data = select_classes(self.data, c.classes)
         if c.val_fraction > 0:
             self.data = self.data.split_validation(c.val_fraction, c.seed)
-        self.out = Path(out or c.out or default_run_dir(c.model))
+        self.out = Path(out or c.out or rundir.default_run_dir(c.model))
         self.loss_fn = SoftmaxCrossEntropy(c.label_smoothing)
         x_train = backend.to_device(self.data.x_train, self.xp)  # uploaded once, as uint8
         y_train = backend.to_device(np.asarray(self.data.y_train, np.int64), self.xp)
@@ -133,7 +100,7 @@ class Trainer:
     def _prepare_out(self):
         try:
             self.out.mkdir(parents=True, exist_ok=True)
-            io.save_json(self.out / "config.json", self.config.to_dict())
+            files.save_json(self.out / "config.json", self.config.to_dict())
         except OSError as e:
             raise TrainingError(f"cannot write the run directory {self.out}: {e.strerror or e}; "
                                 "choose another with --out") from e
@@ -147,20 +114,16 @@ class Trainer:
         st.update(self.ema.state_dict() if self.ema else {})
         st["loop"] = np.array(json.dumps({"state": self.state, "history": self.history,
                                           "schedule": self.schedule.state_dict()}))
-        io.save_npz(self.out / "state.npz", st)
+        files.save_npz(self.out / "state.npz", st)
 
     @classmethod
     def resume(cls, run_dir, data=None, **overrides) -> "Trainer":
         """A Trainer that continues the run in ``run_dir`` where its last checkpoint left it."""
         run_dir = Path(run_dir)
-        for f in ("config.json", "model.npz", "state.npz"):
-            if not (run_dir / f).is_file():
-                raise FileNotFoundError(f"cannot resume from {run_dir}: {f} is missing (is it a fastcnn run directory?)")
-        cfg = json.loads((run_dir / "config.json").read_text())
+        cfg, st = rundir.load_checkpoint(run_dir)
         cfg.update({k: v for k, v in overrides.items() if v is not None})
         t = cls(TrainConfig.from_dict(cfg), data=data, out=run_dir)
         t.model.load(run_dir / "model.npz")
-        st = io.load_npz(run_dir / "state.npz")
         t.optimizer.load_state_dict({k[4:]: v for k, v in st.items() if k.startswith("opt.")})
         loop = json.loads(str(st["loop"]))
         t.state.update(loop["state"])
@@ -189,7 +152,7 @@ class Trainer:
         if "val" in ev:
             row["val_accuracy"] = ev["val"]["accuracy"]
         self.history.append(row)
-        io.save_json(self.out / "history.json", self.history)
+        files.save_json(self.out / "history.json", self.history)
         return row
 
     # --- the loop ------------------------------------------------------------------
@@ -207,7 +170,7 @@ class Trainer:
         self.model.train()
         self._warmup()
         if c.profile:
-            from .profile import Profiler
+            from .profiler import Profiler
             self.profiler = Profiler(self.model)
         bar = tqdm(total=c.epochs * self.steps_per_epoch, initial=s["step"], disable=not c.progress,
                    unit="step", dynamic_ncols=True, file=sys.stderr)
@@ -339,7 +302,7 @@ class Trainer:
         msg = (f"the loss became {loss} at step {s['step']}: training stopped; the last good checkpoint "
                f"(step {self.history[-1]['step'] if self.history else 0}) is kept in {self.out}. "
                "Try a lower learning rate (--lr).")
-        io.save_json(self.out / "metrics.json", {**self._metrics(), "status": "diverged", "error": msg})
+        files.save_json(self.out / "metrics.json", {**self._metrics(), "status": "diverged", "error": msg})
         raise TrainingError(msg)
 
     def _metrics(self) -> dict:
@@ -379,7 +342,7 @@ class Trainer:
 
     def _finish(self) -> dict:
         m = self._metrics()
-        io.save_json(self.out / "metrics.json", m)
+        files.save_json(self.out / "metrics.json", m)
         if self.profiler is not None:
             m["profile"] = self.profiler.table()
         return m

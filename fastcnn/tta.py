@@ -1,17 +1,16 @@
-"""Test-time augmentation (TTA) over translations: average the model's softmax over shifted copies.
+"""Test-time augmentation (TTA) over translations: the image shifts whose softmax is averaged.
 
-    logp = tta_log_probs(model, x_uint8, pixels=1)   # (N, K): log of the mean softmax
+    views = offsets(1)                          # [(0, 0), (0, 1), (0, -1), (1, 0), (-1, 0)]
+    x2 = shift_images(x_uint8, dy, dx)          # (N, H, W) -> (N, H, W)
+
+fastcnn.inference.tta_log_probs(model, x_uint8, pixels) averages the model over these views.
 
 ``pixels=1`` uses 5 views: the image itself and its shifts by one pixel left, right,
 up and down; ``pixels=2`` adds the four shifts by two pixels (9 views). A shift
 moves the pixels exactly and fills the uncovered border with zeros (black, as
-MNIST's background). The result is log(mean_v softmax(f(shift_v(x)))): its argmax
-is the averaged prediction and, being log-probabilities, softmax gives back the
-averaged probabilities, so SoftmaxCrossEntropy scores it like logits.
+MNIST's background). tta_log_probs returns log(mean_v softmax(f(shift_v(x)))).
 """
 from __future__ import annotations
-
-import numpy as np
 
 from . import backend
 
@@ -38,22 +37,3 @@ def shift_images(x, dy: int, dx: int):
     out[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
         x[:, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
     return out
-
-
-def tta_log_probs(model, x_uint8, pixels: int = 1, batch_size: int = 1000, dtype=np.float32):
-    """log of the softmax averaged over ``offsets(pixels)`` shifts of uint8 images (N, H, W) -> (N, K)."""
-    from .train import predict_logits
-
-    if x_uint8.ndim != 3:
-        raise ValueError(f"TTA expects images of shape (N, H, W), got {x_uint8.shape}")
-    views = offsets(pixels)
-    mean = None
-    for dy, dx in views:
-        z = predict_logits(model, shift_images(x_uint8, dy, dx), batch_size, dtype)
-        xp = backend.array_module(z)
-        p = xp.exp(z - z.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        mean = p if mean is None else mean + p
-    mean /= len(views)
-    xp = backend.array_module(mean)
-    return xp.log(xp.maximum(mean, xp.finfo(mean.dtype).tiny))

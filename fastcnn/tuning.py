@@ -89,7 +89,7 @@ def _read(path: Path) -> dict:
 
 
 def _write(path: Path, choices: dict) -> None:
-    from .io import save_json
+    from .files import save_json
 
     try:
         save_json(path, {"version": VERSION, "machine": machine(), "choices": choices})

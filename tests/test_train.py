@@ -7,7 +7,7 @@ import pytest
 from fastcnn import models, nn
 from fastcnn.config import TrainConfig
 from fastcnn.data import Dataset, load_mnist
-from fastcnn.io import load_npz
+from fastcnn.files import load_npz
 from fastcnn.train import Trainer, TrainingError
 
 

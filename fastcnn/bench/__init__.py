@@ -9,15 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import machine, tables
+from .. import tables
+from . import charts, machine
 
 DEFAULT_OUT = Path("benchmarks") / "results"
-
-
-def _write(out: Path, name: str, title: str, columns, csv_columns, rows, header, notes) -> list:
-    md = tables.markdown(columns, rows, title, header, notes)
-    return [tables.write_text(out / f"{name}.csv", tables.csv_text(csv_columns, rows, header)),
-            tables.write_text(out / f"{name}.md", md)]
 
 
 def bench_conv(xp, out: Path, quick: bool, header: list, **overrides) -> list:
@@ -35,12 +30,12 @@ def bench_conv(xp, out: Path, quick: bool, header: list, **overrides) -> list:
     title = f"Convolution and pooling algorithms, batch {batch}" + (" (--quick)" if quick else "")
     print()
     print(tables.text(conv.COLUMNS, rows, title))
-    files = _write(out, "conv", title, conv.COLUMNS, conv.CSV_COLUMNS, rows, header, conv.notes())
+    files = tables.write_table(out, "conv", conv.COLUMNS, rows, title, header, conv.notes(), conv.CSV_COLUMNS)
     labels = list(dict.fromkeys((r["model"], r["layer"]) for r in rows))
     algos = list(dict.fromkeys(r["algo"] for r in rows))
     vals = [[next((r["total_ms"] for r in rows if (r["model"], r["layer"]) == ml and r["algo"] == a), None)
              for ml in labels] for a in algos]
-    png = tables.bar_chart(out / "conv.png", [f"{m} {l}" for m, l in labels], algos, vals,
+    png = charts.bar_chart(out / "conv.png", [f"{m} {l}" for m, l in labels], algos, vals,
                            "forward + backward ms (log)", f"{title} — {header[0]}", log=True)
     return files + ([png] if png else [])
 
@@ -60,8 +55,8 @@ def bench_train(xp, out: Path, quick: bool, header: list, threads=None, steps_to
     print(tables.text(train.COLUMNS, rows, title))
     notes = train.notes(steps, source)
     print("\n".join(n[2:] for n in notes))
-    files = _write(out, "train", title, train.COLUMNS, train.CSV_COLUMNS, rows, header, notes)
-    png = tables.bar_chart(out / "train.png", [r["algo"] for r in rows], ["projected time to 97 %"],
+    files = tables.write_table(out, "train", train.COLUMNS, rows, title, header, notes, train.CSV_COLUMNS)
+    png = charts.bar_chart(out / "train.png", [r["algo"] for r in rows], ["projected time to 97 %"],
                            [[r["time_to_97_s"] for r in rows]], "seconds (log)", f"{title} — {header[0]}",
                            log=True, hline=train.LAB_LIMIT_S, hline_label="lab limit 420 s")
     return files + ([png] if png else [])

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..kernels.cpu import conv as kd
-from ..kernels.cpu import im2col as k
+from ..kernels.cpu import conv as conv_kernels
+from ..kernels.cpu import im2col as im2col_kernels
 from ..geometry import check_geometry, pad, unpad
 
 VARIANTS = ("direct", "gemm")
@@ -41,7 +41,7 @@ def gemm(x, w, stride, padding):
     f, c, kh, kw = w.shape
     oh, ow = check_geometry("numba conv", x.shape[2:], (kh, kw), stride, padding)
     xpad = np.ascontiguousarray(pad(np, x, ph, pw))
-    cols = k.im2col(xpad, kh, kw, sh, sw, oh, ow)
+    cols = im2col_kernels.im2col(xpad, kh, kw, sh, sw, oh, ow)
     return w.reshape(f, -1) @ cols, (cols, xpad.shape, oh, ow)
 
 
@@ -50,12 +50,12 @@ def grads(dz, geo, w, stride, padding, need_dx, has_b):
     cols, xshape, oh, ow = geo
     (sh, sw), (ph, pw) = stride, padding
     f, c, kh, kw = w.shape
-    dw = (k.dot_rows(dz, cols) if f * c * kh * kw <= 256 else dz @ cols.T).reshape(w.shape)
+    dw = (im2col_kernels.dot_rows(dz, cols) if f * c * kh * kw <= 256 else dz @ cols.T).reshape(w.shape)
     db = dz.sum(axis=1) if has_b else None
     if not need_dx:
         return None, dw, db
     dcols = w.reshape(f, -1).T @ dz
-    dxpad = k.col2im(dcols, xshape[0], c, xshape[2], xshape[3], kh, kw, sh, sw, oh, ow)
+    dxpad = im2col_kernels.col2im(dcols, xshape[0], c, xshape[2], xshape[3], kh, kw, sh, sw, oh, ow)
     return (unpad(dxpad, ph, pw).copy() if (ph or pw) else dxpad), dw, db
 
 
@@ -86,10 +86,10 @@ def _forward(variant, x, w, b, stride, padding):
         (sh, sw) = stride
         oh, ow = check_geometry("numba conv", x.shape[2:], (kh, kw), stride, padding)
         xpad = padded(x, padding)
-        y = kd.conv_forward(xpad, w.reshape(f, -1), bias, kh, kw, sh, sw, oh, ow, threads(x.shape[0]))
+        y = conv_kernels.conv_forward(xpad, w.reshape(f, -1), bias, kh, kw, sh, sw, oh, ow, threads(x.shape[0]))
         return y, ("direct", xpad, w, stride, padding, b is not None)
     z, geo = gemm(x, w, stride, padding)
-    y = k.cnhw_to_nchw_bias(z, bias, x.shape[0], geo[2], geo[3], False)
+    y = im2col_kernels.cnhw_to_nchw_bias(z, bias, x.shape[0], geo[2], geo[3], False)
     return y, ("gemm", geo, w, stride, padding, b is not None)
 
 
@@ -99,7 +99,7 @@ def backward(dy, cache, need_dx=True):
     dy = np.ascontiguousarray(dy)
     if variant == "direct":
         kh, kw = w.shape[2:]
-        dxpad, dw, db = kd.conv_backward(data, w.reshape(w.shape[0], -1), dy, kh, kw, stride[0], stride[1],
+        dxpad, dw, db = conv_kernels.conv_backward(data, w.reshape(w.shape[0], -1), dy, kh, kw, stride[0], stride[1],
                                          need_dx, threads(dy.shape[0]))
         return finish(dxpad, dw, db, w, padding, need_dx, has_b)
-    return grads(k.nchw_to_cnhw(dy), data, w, stride, padding, need_dx, has_b)
+    return grads(im2col_kernels.nchw_to_cnhw(dy), data, w, stride, padding, need_dx, has_b)

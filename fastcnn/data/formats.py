@@ -6,7 +6,9 @@ and subsets of classes.
     ds = load_data("mnist.mat")          # SciPy (optional): trainX/trainY/testX/testY, data/label, ...
     ds = load_data(None)                 # the bundled MNIST (or $FASTCNN_DATA)
     ds = select_classes(ds, "0,1,2")     # the three-class task; labels keep their digit values
+    ds = load_data(None, classes="0,1,2")  # the same in one call
     x = read_kaggle_csv("test.csv")[0]   # (N, 28, 28) uint8, labels None
+    x = read_images("imgs.idx.gz")       # (N, 28, 28) uint8 from idx or .npy
     write_submission("submission.csv", predictions)   # ImageId,Label with ImageId from 1
 
 Every error is a DataError (or ValueError for options) naming the file, the row
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .idx import DataError
+from .idx import DataError, read_idx
 from .mnist import Dataset, load_mnist
 
 SIDE = 28
@@ -207,7 +209,7 @@ def _from_arrays(arrays: dict, path, kind: str) -> Dataset:
 
 def load_npz_dataset(path) -> Dataset:
     """A Dataset from a Keras-style ``mnist.npz`` (x_train, y_train, x_test, y_test); no pickle."""
-    from ..io import load_npz
+    from ..files import load_npz
 
     path = Path(path)
     try:
@@ -234,9 +236,15 @@ def load_mat(path) -> Dataset:
     return _from_arrays(arrays, path, ".mat")
 
 
-def load_data(source=None, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
+def load_data(source=None, test_fraction: float = 0.2, seed: int = 0, classes=None) -> Dataset:
     """A Dataset from ``source``: None or a directory (MNIST idx files), ``.csv`` (Kaggle
-    train.csv; ``test_fraction`` held out as the test set), ``.npz`` (Keras) or ``.mat``."""
+    train.csv; ``test_fraction`` held out as the test set), ``.npz`` (Keras) or ``.mat``;
+    restricted to ``classes`` (e.g. "0,1,2", see select_classes) when given."""
+    ds = _load(source, test_fraction, seed)
+    return select_classes(ds, classes) if classes else ds
+
+
+def _load(source, test_fraction: float, seed: int) -> Dataset:
     if source is None:
         return load_mnist()
     p = Path(source)
@@ -248,6 +256,16 @@ def load_data(source=None, test_fraction: float = 0.2, seed: int = 0) -> Dataset
     if suffix == ".npz":
         return load_npz_dataset(p)
     return load_mat(p)
+
+
+# --- images to classify ----------------------------------------------------------------
+def read_images(path) -> np.ndarray:
+    """uint8 images (N, 28, 28) from an idx file (gzip or raw) or a ``.npy`` file."""
+    src = Path(path)
+    x = np.load(src, allow_pickle=False) if src.suffix == ".npy" else read_idx(src)
+    if x.dtype != np.uint8 or x.ndim != 3:
+        raise DataError(f"{src}: expected uint8 images of shape (N, 28, 28), got {x.dtype} {x.shape}")
+    return x
 
 
 # --- class subsets ---------------------------------------------------------------------

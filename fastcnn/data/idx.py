@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fastcnn.backend import as_numpy
-from fastcnn.io import _atomic
+from ..backend import as_numpy
+from ..files import write_atomic
 
 GZIP_MAGIC = b"\x1f\x8b"
 # IDX dtype code -> big-endian dtype of the data on disk
@@ -55,7 +55,7 @@ def write_idx(path, array) -> Path:
             + a.astype(CODES[code], copy=False).tobytes())
     if str(path).endswith(".gz"):
         data = gzip.compress(data, compresslevel=6, mtime=0)
-    return _atomic(path, lambda f: f.write(data))
+    return write_atomic(path, lambda f: f.write(data))
 
 
 def read_bytes(path) -> bytes:

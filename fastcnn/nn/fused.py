@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..conv import numba_conv as nc
+from ..conv import numba_conv
 from .. import registry
-from ..kernels.cpu import conv as kd
-from ..kernels.cpu import im2col as k
+from ..geometry import out_size
+from ..kernels.cpu import conv as conv_kernels
+from ..kernels.cpu import im2col as im2col_kernels
 from .activation import ReLU
 from .conv import Conv2D
 from .module import Layer
@@ -53,7 +54,7 @@ class _FusedConv(Layer):
                     y, self._cache = self._forward(v, x)
                     self._backward(v, y)
                 return run
-            self.variant = nc.choose(None, {v: trial(v) for v in nc.VARIANTS})
+            self.variant = numba_conv.choose(None, {v: trial(v) for v in numba_conv.VARIANTS})
         y, self._cache = self._forward(self.variant, x)
         return y
 
@@ -68,7 +69,7 @@ class _FusedConv(Layer):
     def _geometry(self, x):
         (kh, kw), (sh, sw) = self.conv.kernel_size, self.conv.stride
         ph, pw = self.conv.padding
-        oh, ow = (x.shape[2] + 2 * ph - kh) // sh + 1, (x.shape[3] + 2 * pw - kw) // sw + 1
+        oh, ow = out_size(x.shape[2], kh, sh, ph), out_size(x.shape[3], kw, sw, pw)
         return kh, kw, sh, sw, oh, ow
 
     def _w2(self):
@@ -78,11 +79,11 @@ class _FusedConv(Layer):
         return self.bias.data if self.bias is not None else np.zeros(self.conv.out_channels, dtype)
 
     def _finish_direct(self, dxpad, dw, db):
-        return nc.finish(dxpad, dw, db, self.weight.data, self.conv.padding, self.needs_input_grad,
+        return numba_conv.finish(dxpad, dw, db, self.weight.data, self.conv.padding, self.needs_input_grad,
                          self.bias is not None)
 
     def _finish_gemm(self, dz, geo):
-        return nc.grads(dz, geo, self.weight.data, self.conv.stride, self.conv.padding, self.needs_input_grad,
+        return numba_conv.grads(dz, geo, self.weight.data, self.conv.stride, self.conv.padding, self.needs_input_grad,
                         self.bias is not None)
 
     def clear_cache(self):
@@ -95,12 +96,12 @@ class ConvReLU(_FusedConv):
     def _forward(self, variant, x):
         kh, kw, sh, sw, oh, ow = self._geometry(x)
         if variant == "direct":
-            xpad = nc.padded(x, self.conv.padding)
-            z = kd.conv_forward(xpad, self._w2(), self._b(x.dtype), kh, kw, sh, sw, oh, ow, nc.threads(len(x)))
+            xpad = numba_conv.padded(x, self.conv.padding)
+            z = conv_kernels.conv_forward(xpad, self._w2(), self._b(x.dtype), kh, kw, sh, sw, oh, ow, numba_conv.threads(len(x)))
             np.maximum(z, 0, out=z)
             return z, (xpad, z)
-        z, geo = nc.gemm(x, self.weight.data, self.conv.stride, self.conv.padding)
-        y = k.cnhw_to_nchw_bias(z, self._b(x.dtype), x.shape[0], oh, ow, True)
+        z, geo = numba_conv.gemm(x, self.weight.data, self.conv.stride, self.conv.padding)
+        y = im2col_kernels.cnhw_to_nchw_bias(z, self._b(x.dtype), x.shape[0], oh, ow, True)
         return y, (geo, y)
 
     def _backward(self, variant, dy):
@@ -108,10 +109,10 @@ class ConvReLU(_FusedConv):
         if variant == "direct":
             kh, kw = self.conv.kernel_size
             sh, sw = self.conv.stride
-            out = kd.relu_mask_conv_backward(data, self._w2(), dy, y, kh, kw, sh, sw, self.needs_input_grad,
-                                             nc.threads(len(dy)))
+            out = conv_kernels.relu_mask_conv_backward(data, self._w2(), dy, y, kh, kw, sh, sw, self.needs_input_grad,
+                                             numba_conv.threads(len(dy)))
             return self._finish_direct(*out)
-        return self._finish_gemm(k.nchw_to_cnhw_relu_mask(dy, y), data)
+        return self._finish_gemm(im2col_kernels.nchw_to_cnhw_relu_mask(dy, y), data)
 
 
 class ConvReLUMaxPool(_FusedConv):
@@ -128,14 +129,14 @@ class ConvReLUMaxPool(_FusedConv):
     def _forward(self, variant, x):
         kh, kw, sh, sw, oh, ow = self._geometry(x)
         (pkh, pkw), (psh, psw) = self.pool.kernel_size, self.pool.stride
-        poh, pow_ = (oh - pkh) // psh + 1, (ow - pkw) // psw + 1
+        poh, pow_ = out_size(oh, pkh, psh, 0), out_size(ow, pkw, psw, 0)
         if variant == "direct":
-            xpad = nc.padded(x, self.conv.padding)
-            y, arg = kd.conv_relu_maxpool_forward(xpad, self._w2(), self._b(x.dtype), kh, kw, sh, sw, oh, ow,
-                                                  pkh, pkw, psh, psw, poh, pow_, nc.threads(len(x)))
+            xpad = numba_conv.padded(x, self.conv.padding)
+            y, arg = conv_kernels.conv_relu_maxpool_forward(xpad, self._w2(), self._b(x.dtype), kh, kw, sh, sw, oh, ow,
+                                                  pkh, pkw, psh, psw, poh, pow_, numba_conv.threads(len(x)))
             return y, (xpad, arg, oh, ow)
-        z, geo = nc.gemm(x, self.weight.data, self.conv.stride, self.conv.padding)
-        y, arg = k.cnhw_bias_relu_maxpool(z, self._b(x.dtype), x.shape[0], oh, ow, pkh, pkw, psh, psw, poh, pow_)
+        z, geo = numba_conv.gemm(x, self.weight.data, self.conv.stride, self.conv.padding)
+        y, arg = im2col_kernels.cnhw_bias_relu_maxpool(z, self._b(x.dtype), x.shape[0], oh, ow, pkh, pkw, psh, psw, poh, pow_)
         return y, (geo, arg, oh, ow)
 
     def _backward(self, variant, dy):
@@ -143,10 +144,10 @@ class ConvReLUMaxPool(_FusedConv):
         if variant == "direct":
             kh, kw = self.conv.kernel_size
             sh, sw = self.conv.stride
-            out = kd.conv_relu_maxpool_backward(data, self._w2(), dy, arg, kh, kw, sh, sw, oh, ow,
-                                                self.needs_input_grad, nc.threads(len(dy)))
+            out = conv_kernels.conv_relu_maxpool_backward(data, self._w2(), dy, arg, kh, kw, sh, sw, oh, ow,
+                                                self.needs_input_grad, numba_conv.threads(len(dy)))
             return self._finish_direct(*out)
-        return self._finish_gemm(k.maxpool_scatter_cnhw(dy, arg, oh, ow), data)
+        return self._finish_gemm(im2col_kernels.maxpool_scatter_cnhw(dy, arg, oh, ow), data)
 
 
 def fusable(conv) -> bool:

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from .. import backend, io, threads
+from .. import backend, files, threads
 from .activation import RELU_FAMILY, Sigmoid, Tanh
 from .fused import fuse_layers
 from .module import Layer, ShapeError
@@ -240,10 +240,10 @@ class Sequential(Layer):
 
     def save(self, path):
         """Write the state dict to ``path`` (.npz) atomically."""
-        return io.save_npz(path, self.state_dict())
+        return files.save_npz(path, self.state_dict())
 
     def load(self, path):
-        self.load_state_dict(io.load_npz(path))
+        self.load_state_dict(files.load_npz(path))
         return self
 
     def fused(self) -> "Sequential":
@@ -257,8 +257,8 @@ class Sequential(Layer):
         return ", ".join(repr(l) for l in self.layers)
 
     def export_onnx(self, path, **kw):
-        """Write this model as ONNX to ``path`` (see fastcnn.export_onnx.export for ``kw``); needs `onnx`."""
-        from ..export_onnx import export
+        """Write this model as ONNX to ``path`` (see fastcnn.nn.onnx.export for ``kw``); needs `onnx`."""
+        from .onnx import export
         return export(self, path, **kw)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels.cpu import pool as k
+from ..kernels.cpu import pool as pool_kernels
 from ..geometry import check_geometry, pad, unpad
 
 
@@ -13,9 +13,9 @@ def forward(x, kernel, stride, padding, mode):
     oh, ow = check_geometry(f"{mode}-pool", x.shape[2:], kernel, stride, padding)
     xpad = np.ascontiguousarray(pad(np, x, ph, pw, -np.inf if mode == "max" else 0))
     if mode == "max":
-        y, arg = k.maxpool_forward(xpad, kh, kw, sh, sw, oh, ow)
+        y, arg = pool_kernels.maxpool_forward(xpad, kh, kw, sh, sw, oh, ow)
     else:
-        y, arg = k.avgpool_forward(xpad, kh, kw, sh, sw, oh, ow), None
+        y, arg = pool_kernels.avgpool_forward(xpad, kh, kw, sh, sw, oh, ow), None
     return y, (xpad.shape, arg, kernel, stride, padding, mode)
 
 
@@ -24,7 +24,7 @@ def backward(dy, cache):
     xshape, arg, (kh, kw), (sh, sw), (ph, pw), mode = cache
     dy = np.ascontiguousarray(dy)
     if mode == "max":
-        dxpad = k.maxpool_backward(dy, arg, xshape[2], xshape[3])
+        dxpad = pool_kernels.maxpool_backward(dy, arg, xshape[2], xshape[3])
     else:
-        dxpad = k.avgpool_backward(dy, kh, kw, sh, sw, xshape[2], xshape[3])
+        dxpad = pool_kernels.avgpool_backward(dy, kh, kw, sh, sw, xshape[2], xshape[3])
     return unpad(dxpad, ph, pw).copy() if (ph or pw) else dxpad

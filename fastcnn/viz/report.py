@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import metrics as M
 from .. import rundir
+from ..inference import classify
 from . import plots
 
 
@@ -101,7 +102,9 @@ def build_report(run_dir, data_dir=None, image_index: int | None = None, max_err
     history = rundir.read_json(run / "history.json", []) or []
     ds = rundir.load_data_of(cfg, data_dir)
     classes = sorted(int(c) for c in np.unique(ds.y_test)) if len(ds.y_test) else None
-    rep, pred, conf = M.evaluate_model(model, ds.x_test, ds.y_test, classes=classes)
+    pred, probs = classify(model, ds.x_test)
+    conf = probs.max(axis=1)
+    rep = M.classification_report(ds.y_test, pred, probs.shape[1], classes)
     M.write_report(rep, run, prefix="test")
     out = run / "report"
     out.mkdir(exist_ok=True)

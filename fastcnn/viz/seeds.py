@@ -37,7 +37,7 @@ def overlaid_curves(histories: dict, path, title: str = "") -> Path:
 
 def seeds_page(path, title: str, summary_md: str, rows_md: str, curves_png=None, command: str = "") -> Path:
     """Write the page (atomically); ``*_md`` are the Markdown tables, shown as preformatted text."""
-    from ..bench.tables import write_text
+    from ..files import write_text
 
     img = ""
     if curves_png is not None:

@@ -15,6 +15,8 @@ import math
 import numpy as np
 from numba import cuda
 
+from ..shapes import out_size  # noqa: F401  (the launchers' output sizes)
+
 #: Threads per block (a multiple of the 32-thread warp).
 THREADS = 256
 
@@ -97,8 +99,3 @@ def expect_shape(name: str, a, shape: tuple) -> None:
     """A clear error when a launcher is handed an array of the wrong shape."""
     if tuple(a.shape) != tuple(shape):
         raise ValueError(f"{name}: expected shape {tuple(shape)}, got {tuple(a.shape)}")
-
-
-def out_size(size: int, k: int, s: int, p: int) -> int:
-    """Output length along one axis: ⌊(size + 2p − k) / s⌋ + 1 (as fastcnn.geometry)."""
-    return (size + 2 * p - k) // s + 1

@@ -1,6 +1,9 @@
 """Smoke tests of the benchmark suite: `fastcnn bench conv|train --quick` write complete tables.
 
-Timings are only checked to be positive, never compared with each other.
+Timings are never compared with each other (tests do not time things); what is checked is what
+a reader of the tables relies on: every algorithm's row for every layer, with the layer's shape;
+totals, GFLOP/s and speed-ups that follow from the times and the layer's FLOP count; and the
+Markdown table saying what the CSV says.
 """
 import importlib.util
 import sys
@@ -11,7 +14,7 @@ import pytest
 
 from fastcnn import cli
 from fastcnn.bench import conv as bench_conv
-from fastcnn.bench import tables
+from fastcnn import tables
 from fastcnn.conv import CONV
 from fastcnn.pool import POOL
 
@@ -32,11 +35,30 @@ def test_bench_conv_quick_writes_every_algorithm_and_shape(tmp_path, capsys):
     rows = tables.read_csv(tmp_path / "conv.csv")
     assert {(r["model"], r["layer"], r["algo"]) for r in rows} == _expected_conv_rows()
     assert len(rows) == len(_expected_conv_rows())
+    specs = {(p, s["layer"]): s for p in bench_conv.PRESETS for s in bench_conv.layer_shapes(p)}
+    batch = 32  # --quick
     for r in rows:
-        assert float(r["fwd_ms"]) > 0 and float(r["bwd_ms"]) > 0 and float(r["total_ms"]) > 0
-        assert float(r["speedup"]) > 0 and int(r["extra_bytes"]) >= 0
-        if r["layer"].startswith("conv"):
-            assert float(r["gflops"]) > 0
+        spec = specs[(r["model"], r["layer"])]
+        assert r["input"] == "×".join(map(str, (batch,) + spec["in_shape"])) and r["op"] == bench_conv.describe(spec)
+        fwd, bwd, total = float(r["fwd_ms"]), float(r["bwd_ms"]), float(r["total_ms"])
+        assert fwd > 0 and bwd > 0 and total == pytest.approx(fwd + bwd, rel=1e-5)
+        assert int(r["extra_bytes"]) == bench_conv.extra_bytes(
+            next(a for a in (CONV if spec["kind"] == "conv" else POOL).values() if a.name == r["algo"]),
+            spec, batch, 4)
+        naive = next(float(n["total_ms"]) for n in rows
+                     if (n["model"], n["layer"], n["algo"]) == (r["model"], r["layer"], "naive"))
+        assert float(r["speedup"]) == pytest.approx(naive / total, rel=1e-4)
+        if spec["kind"] == "conv":  # forward + backward = 3 × the forward's 2·N·F·oh·ow·C·kh·kw
+            flops = 3 * bench_conv.conv_flops(batch, spec)
+            assert float(r["gflops"]) == pytest.approx(flops / (total / 1e3) / 1e9, rel=1e-4)
+        else:
+            assert r["gflops"] == ""
+    md_rows = [ln for ln in (tmp_path / "conv.md").read_text().splitlines() if ln.startswith("| ")][1:]
+    assert len(md_rows) == len(rows)
+    for r, line in zip(rows, md_rows):  # the Markdown says what the CSV says, in the same order
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        assert cells[:5] == [r["model"], r["layer"], r["op"], r["input"], r["algo"]]
+        assert cells[7] == f"{float(r['total_ms']):.3f}" and cells[10] == f"{float(r['speedup']):.1f}"
     head = (tmp_path / "conv.csv").read_text().splitlines()[0]
     assert head.startswith("# cpu: ")
     md = (tmp_path / "conv.md").read_text()
@@ -59,9 +81,16 @@ def test_bench_train_quick_writes_every_conv_path(tmp_path, capsys):
     assert _settings_state() == before  # --threads and each forced algorithm held inside the run only
     rows = tables.read_csv(tmp_path / "train.csv")
     assert [r["algo"] for r in rows] == [a.name for a in CONV.values() if a.available(np)]
+    from fastcnn.bench import train as bench_train
+
+    per_epoch = -(-60_000 // bench_train.BATCH)  # the bundled MNIST's training set, whole batches
     for r in rows:
-        assert float(r["ms_per_step"]) > 0 and float(r["s_per_epoch"]) > 0 and float(r["time_to_97_s"]) > 0
-        assert r["verdict"] in ("PASS", "FAIL")
+        ms, steps = float(r["ms_per_step"]), int(r["steps_to_97"])
+        assert ms > 0 and steps == bench_train.ASSUMED_STEPS_TO_97  # --quick assumes the reference count
+        assert float(r["samples_per_s"]) == pytest.approx(bench_train.BATCH / (ms / 1e3), rel=1e-4)
+        assert float(r["time_to_97_s"]) == pytest.approx(steps * ms / 1e3, rel=1e-4)
+        assert r["verdict"] == ("PASS" if float(r["time_to_97_s"]) <= bench_train.LAB_LIMIT_S else "FAIL")
+        assert float(r["s_per_epoch"]) == pytest.approx(ms / 1e3 * per_epoch, rel=1e-4)
     assert "numpy: " in (tmp_path / "train.md").read_text()
     assert "≤ 420 s" in capsys.readouterr().out
 

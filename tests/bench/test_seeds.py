@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastcnn.bench.tables import read_csv
+from fastcnn.tables import read_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,9 +18,8 @@ def _module():
     return mod
 
 
-def test_two_seeds_write_the_table_and_summary(tmp_path, capsys):
+def test_two_seeds_write_the_table_and_summary(tmp_path, capsys, small_npz):
     sys.path.insert(0, str(ROOT / "tests" / "tools"))
-    from tools_helpers import small_npz
 
     seeds = _module()
     data = small_npz(tmp_path / "mnist.npz", 600, 100)

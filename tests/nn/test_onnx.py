@@ -13,7 +13,8 @@ from fastcnn.config import TrainConfig
 from fastcnn.data import Dataset, load_mnist, normalize
 from fastcnn.export_onnx import OnnxExportError, export
 from fastcnn.nn.fused import fuse
-from fastcnn.train import Trainer, predict_logits
+from fastcnn.inference import predict_logits
+from fastcnn.train import Trainer
 
 TOL = 1e-4  # the bound on |logits_onnxruntime − logits_fastcnn|
 

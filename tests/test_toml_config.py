@@ -2,7 +2,6 @@ import json
 
 import numpy as np
 import pytest
-from tools_helpers import small_npz
 
 from fastcnn import toml_config
 from fastcnn.config import TrainConfig
@@ -33,7 +32,7 @@ def test_config_checks_new_options():
             TrainConfig(model="mlp", **kw).resolved()
 
 
-def test_early_stopping_keeps_best_and_classes(tmp_path):
+def test_early_stopping_keeps_best_and_classes(tmp_path, small_npz):
     data = small_npz(tmp_path / "mnist.npz", 600, 200)
     # lr so large that accuracy cannot keep improving: patience 1 stops it early
     cfg = TrainConfig(model="mlp", epochs=30, lr=5.0, optimizer="sgd", batch_size=50, patience=1, eval_every=2,
@@ -53,7 +52,7 @@ def test_early_stopping_keeps_best_and_classes(tmp_path):
     assert saved["classes"] == "0,1,2" and saved["patience"] == 1 and saved["lr"] == 5.0
 
 
-def test_patience_with_sane_training_finishes_with_best(tmp_path):
+def test_patience_with_sane_training_finishes_with_best(tmp_path, small_npz):
     data = small_npz(tmp_path / "mnist.npz", 600, 200)
     cfg = TrainConfig(model="mlp", epochs=1, patience=5, data_dir=str(data), val_fraction=0.2,
                       out=str(tmp_path / "run"), progress=False, eval_every=3)

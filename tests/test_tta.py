@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from fastcnn import nn
-from fastcnn.train import evaluate, predict_logits
-from fastcnn.tta import offsets, shift_images, tta_log_probs
+from fastcnn.inference import evaluate, predict_logits, tta_log_probs
+from fastcnn.tta import offsets, shift_images
 
 
 def _ref_shift(x, dy, dx):

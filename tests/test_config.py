@@ -6,10 +6,10 @@ import pytest
 
 from fastcnn import models, optim
 from fastcnn.cli import build_parser
-from fastcnn.cli_tools import train_settings
+from fastcnn.cli.train import train_settings
 from fastcnn.config import TrainConfig
 from fastcnn.data import Dataset, load_mnist
-from fastcnn.io import load_npz
+from fastcnn.files import load_npz
 from fastcnn.train import Trainer
 
 
@@ -88,7 +88,7 @@ def test_ema_and_tta_in_a_run_evaluate_and_save_the_average_and_resume_exactly(t
     for i, p in enumerate(full.model.parameters()):
         np.testing.assert_array_equal(saved[[k for k in saved if not k.startswith("__")][i]], full.ema.shadow[i])
     assert not np.array_equal(full.ema.shadow[0], full.model.parameters()[0].data)
-    from fastcnn.train import evaluate
+    from fastcnn.inference import evaluate
     with full.ema.applied():
         ref = evaluate(full.model, small.x_test, small.y_test, tta=1)
     assert m["test_accuracy"] == ref["accuracy"]

@@ -3,7 +3,7 @@ import numpy as np
 
 from fastcnn import cli, models
 from fastcnn.data import load_mnist, write_idx
-from fastcnn.train import predict_logits
+from fastcnn.inference import predict_logits
 
 
 def test_summary_reports_parameters_and_the_lab_budget(capsys):

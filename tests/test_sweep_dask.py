@@ -13,9 +13,8 @@ import time
 
 import numpy as np
 import pytest
-from tools_helpers import run_cli, small_npz
 
-from fastcnn import io, sweep, sweep_dask
+from fastcnn import cli, files, sweep, sweep_dask
 
 distributed = pytest.importorskip("distributed", reason="needs the dask extra: pip install -e '.[dask]'")
 
@@ -98,7 +97,7 @@ def cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
+def data(tmp_path_factory, small_npz):
     return str(small_npz(tmp_path_factory.mktemp("data") / "mnist.npz", 800, 200))
 
 
@@ -113,7 +112,7 @@ def _history(run_dir):
 
 def test_three_trials_on_dask_equal_local_ones(cluster, data, tmp_path):
     out = tmp_path / "dask"
-    assert run_cli(["sweep", *TRIALS, "--data-dir", data, "--scheduler", cluster.address, "--out", str(out)]) == 0
+    assert cli.main(["sweep", *TRIALS, "--data-dir", data, "--scheduler", cluster.address, "--out", str(out)]) == 0
     local = sweep.run_sweep(SPACE, tmp_path / "local", workers=1,
                             data_dir=data, **SETTINGS)
     table = _table(out)
@@ -127,7 +126,7 @@ def test_three_trials_on_dask_equal_local_ones(cluster, data, tmp_path):
         assert float(t["val_accuracy"]) == pytest.approx(row["val_accuracy"], abs=1e-12)
         assert float(t["test_accuracy"]) == pytest.approx(row["test_accuracy"], abs=1e-12)
         assert _history(d_remote) == _history(tmp_path / "local" / f"trial-{row['trial']:03d}")
-        w_remote, w_local = io.load_npz(d_remote / "model.npz"), io.load_npz(f"{row['run_dir']}/model.npz")
+        w_remote, w_local = files.load_npz(d_remote / "model.npz"), files.load_npz(f"{row['run_dir']}/model.npz")
         assert w_remote.keys() == w_local.keys()
         assert all(np.array_equal(w_remote[k], w_local[k]) for k in w_local)
         assert json.loads((d_remote / "config.json").read_text())["out"] == str(d_remote)  # written by the client

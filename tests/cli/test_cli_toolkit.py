@@ -4,14 +4,13 @@ import re
 
 import numpy as np
 import pytest
-from tools_helpers import parser, run_cli, small_npz
 
-from fastcnn import models
+from fastcnn import cli, models
 from fastcnn.data import formats as F
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, small_npz):
     """A tiny trained run of report-d (922 parameters) on 1,000 images, 1 epoch."""
     from fastcnn.config import TrainConfig
     from fastcnn.train import Trainer
@@ -26,14 +25,14 @@ def run(tmp_path_factory):
 def test_train_settings_merge_config_file(tmp_path):
     p = tmp_path / "run.toml"
     p.write_text('model = "mlp"\nepochs = 4\naugment = "shift"\n')
-    args = parser().parse_args(["train", "--config", str(p), "--epochs", "2", "--classes", "0,1,2"])
-    from fastcnn.cli_tools import train_settings
+    args = cli.build_parser().parse_args(["train", "--config", str(p), "--epochs", "2", "--classes", "0,1,2"])
+    from fastcnn.cli.train import train_settings
     given = train_settings(args, {"epochs": 2, "seed": 0})
     assert given == {"model": "mlp", "epochs": 2, "augment": "shift", "classes": "0,1,2", "seed": 0}
 
 
 def test_eval_prints_and_writes_metrics(run, capsys):
-    assert run_cli(["eval", "--weights", str(run / "run")]) == 0
+    assert cli.main(["eval", "--weights", str(run / "run")]) == 0
     out = capsys.readouterr().out
     assert re.search(r"report-d: test accuracy 0\.\d{4} on 200 images", out)
     assert "macro avg" in out and "confusion matrix" in out
@@ -47,17 +46,18 @@ def test_predict_csv_writes_submission(run, tmp_path, capsys):
     x = np.load(run / "mnist.npz")["x_test"][:7]
     F.write_kaggle_csv(tmp_path / "test.csv", x)
     out = tmp_path / "submission.csv"
-    assert run_cli(["predict", "--weights", str(run / "run"), "--csv", str(tmp_path / "test.csv"),
+    assert cli.main(["predict", "--weights", str(run / "run"), "--csv", str(tmp_path / "test.csv"),
                     "--out", str(out)]) == 0
     lines = out.read_text().splitlines()
     assert lines[0] == "ImageId,Label" and [l.split(",")[0] for l in lines[1:]] == [str(i) for i in range(1, 8)]
     assert all(0 <= int(l.split(",")[1]) <= 9 for l in lines[1:])
-    with pytest.raises(ValueError, match="--input IMAGES .* or --csv"):
-        run_cli(["predict", "--weights", str(run / "run")])
+    capsys.readouterr()
+    assert cli.main(["predict", "--weights", str(run / "run")]) == 2
+    assert re.search("fastcnn predict: error: .*--input IMAGES .* or --csv", capsys.readouterr().err)
 
 
 def test_baseline_knn(run, capsys):
-    assert run_cli(["baseline", "knn", "--data-dir", str(run / "mnist.npz"), "--k", "1", "--test-limit", "50"]) == 0
+    assert cli.main(["baseline", "knn", "--data-dir", str(run / "mnist.npz"), "--k", "1", "--test-limit", "50"]) == 0
     out = capsys.readouterr().out
     m = re.search(r"KNN \(k=1\) on 1,000 training images: test accuracy (0\.\d+) on 50 images in [\d.]+ s", out)
     assert m and float(m.group(1)) > 0.7
@@ -65,7 +65,7 @@ def test_baseline_knn(run, capsys):
 
 def test_report_html_is_self_contained(run):
     pytest.importorskip("matplotlib")
-    assert run_cli(["report", str(run / "run")]) == 0
+    assert cli.main(["report", str(run / "run")]) == 0
     html = (run / "run" / "report.html").read_text()
     imgs = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
     assert len(imgs) >= 8  # confusion, curves, misclassified, filters, input, 4 feature maps, linear weights

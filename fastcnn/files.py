@@ -1,4 +1,8 @@
-"""Files written atomically (temp file + rename) and read without pickle."""
+"""Files written atomically (temp file + rename) and read without pickle.
+
+    write_text(path, "...")          # also save_json, save_npz, save_bytes, write_atomic(path, write)
+    arrays = load_npz(path)          # name -> numpy array; pickle refused
+"""
 from __future__ import annotations
 
 import json
@@ -23,7 +27,7 @@ def _umask() -> int:
     return mask
 
 
-def _atomic(path, write) -> Path:
+def write_atomic(path, write) -> Path:
     """Write ``path`` through a temporary file in the same folder, then rename it into place, so
     a reader never sees half a file and a crash leaves the old one. The file gets the mode an
     ordinary ``open`` would give it (0o666 less the umask), not the temporary file's 0o600."""
@@ -44,18 +48,15 @@ def _atomic(path, write) -> Path:
     return path
 
 
-write_atomic = _atomic  # the public name
-
-
 def write_text(path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     data = text.encode()
-    return _atomic(path, lambda f: f.write(data))
+    return write_atomic(path, lambda f: f.write(data))
 
 
 def save_npz(path, arrays: dict) -> Path:
     """Write ``arrays`` (name -> numpy array, no object dtype) to ``path`` atomically."""
-    return _atomic(path, lambda f: np.savez(f, **arrays))
+    return write_atomic(path, lambda f: np.savez(f, **arrays))
 
 
 def load_npz(path) -> dict:
@@ -75,7 +76,7 @@ def load_npz(path) -> dict:
 def save_json(path, obj) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     data = (json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n").encode()
-    return _atomic(path, lambda f: f.write(data))
+    return write_atomic(path, lambda f: f.write(data))
 
 
 def _jsonable(o):
@@ -92,4 +93,4 @@ def _jsonable(o):
 
 def save_bytes(path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically."""
-    return _atomic(path, lambda f: f.write(data))
+    return write_atomic(path, lambda f: f.write(data))

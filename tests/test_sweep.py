@@ -1,7 +1,6 @@
 import csv
 
 import pytest
-from tools_helpers import small_npz
 
 from fastcnn import sweep
 
@@ -24,7 +23,7 @@ def test_trials_grid_random_and_errors():
         sweep.trials({"lr": "0.1"}, "random")
 
 
-def test_sweep_in_worker_processes(tmp_path):
+def test_sweep_in_worker_processes(tmp_path, small_npz):
     data = small_npz(tmp_path / "mnist.npz", 800, 200)
     rows = sweep.run_sweep({"lr": "0.1,0.0001", "hidden": "16"}, tmp_path / "sw", workers=2, fraction=0.5,
                            model="mlp", optimizer="sgd", epochs=1, data_dir=str(data), threads=1)
@@ -38,7 +37,7 @@ def test_sweep_in_worker_processes(tmp_path):
     assert md[0].startswith("| rank | trial | lr | hidden | val_accuracy") and "| 1 | " in md[2]
 
 
-def test_sweep_failed_trial_is_a_row(tmp_path):
+def test_sweep_failed_trial_is_a_row(tmp_path, small_npz):
     data = small_npz(tmp_path / "mnist.npz", 300, 100)
     rows = sweep.run_sweep({"hidden": "8"}, tmp_path / "sw", model="lenet5", epochs=1, data_dir=str(data))
     assert rows[0]["status"].startswith("error: ValueError: preset 'lenet5' has no hidden size")
