@@ -20,7 +20,7 @@ import numpy as np
 from . import augment, backend, features, files, models, optim, rundir, threads
 from . import schedule as schedules
 from .config import TrainConfig
-from .inference import evaluate  # also fastcnn.train.evaluate, the name README's results table uses
+from .inference import evaluate
 from .data import BatchIterator
 from .data.formats import load_data, select_classes
 from .nn import SoftmaxCrossEntropy

@@ -257,8 +257,8 @@ class Sequential(Layer):
         return ", ".join(repr(l) for l in self.layers)
 
     def export_onnx(self, path, **kw):
-        """Write this model as ONNX to ``path`` (see fastcnn.nn.onnx.export for ``kw``); needs `onnx`."""
-        from .onnx import export
+        """Write this model as ONNX to ``path`` (see fastcnn.nn.onnx_export.export for ``kw``); needs `onnx`."""
+        from .onnx_export import export
         return export(self, path, **kw)
 
 

@@ -1,6 +1,6 @@
 """Export a Sequential to an ONNX file, for ONNX Runtime and every other ONNX consumer.
 
-    from fastcnn.export_onnx import export      # or model.export_onnx(path, ...), or fastcnn.nn.onnx.export
+    from fastcnn.export_onnx import export      # or model.export_onnx(path, ...), or fastcnn.nn.onnx_export.export
     export(model, "model.onnx")                      # or model.export_onnx("model.onnx")
 
 The graph, layer by layer (each fastcnn layer becomes the ONNX operators that compute
@@ -149,7 +149,7 @@ def _walk(g, model, converters: dict, prefix: str = ""):
             raise OnnxExportError(
                 f"cannot export layer {where} ({layer.name}, a {type(layer).__name__}) to ONNX: fastcnn has no "
                 f"ONNX converter for it. Build the model from the layers that export (Sequential, {supported}), "
-                f"or add a converter for {type(layer).__name__} to fastcnn/nn/onnx.py. Nothing was written.")
+                f"or add a converter for {type(layer).__name__} to fastcnn/nn/onnx_export.py. Nothing was written.")
         convert(g, layer, f"{where}.{type(layer).__name__}")
 
 
