@@ -45,24 +45,9 @@ def readme_model(name):
     return models.build(name, seed=0)
 
 
-def fastcnn_loop(model_name, batch, data, y):
-    """The README's loop as a generator of per-step seconds."""
-    from fastcnn import nn, optim
-    from fastcnn.data import BatchIterator
-
-    model = readme_model(model_name)
-    loss_fn, opt = nn.SoftmaxCrossEntropy(), optim.Adam(model.parameters(), lr=1e-3)
-    while True:
-        for xb, yb in BatchIterator(data.x_train, y, batch):
-            t0 = time.perf_counter()
-            loss = loss_fn(model.forward(xb), yb)
-            model.backward(loss_fn.backward())
-            opt.step()
-            yield time.perf_counter() - t0
-
-
-def fastcnn_step_loop(model_name, batch, data, y):
-    """The Trainer's step function on the same loop."""
+def fastcnn_loop(model_name, batch, data, y, use_train_step=False):
+    """The README's loop as a generator of per-step seconds; with ``use_train_step`` the same
+    loop calls ``fastcnn.step.train_step`` (the Trainer's step) instead."""
     from fastcnn import nn, optim
     from fastcnn.data import BatchIterator
     from fastcnn.step import train_step
@@ -72,7 +57,12 @@ def fastcnn_step_loop(model_name, batch, data, y):
     while True:
         for xb, yb in BatchIterator(data.x_train, y, batch):
             t0 = time.perf_counter()
-            train_step(model, loss_fn, opt, xb, yb)
+            if use_train_step:
+                train_step(model, loss_fn, opt, xb, yb)
+            else:
+                loss = loss_fn(model.forward(xb), yb)
+                model.backward(loss_fn.backward())
+                opt.step()
             yield time.perf_counter() - t0
 
 
@@ -160,7 +150,7 @@ def cmd_inprocess(a) -> list:
     rows = []
     for model, batch in _specs(a.models):
         loops = {"fastcnn": fastcnn_loop(model, batch, data, y), "torch": torch_loop(model, batch, data, y, torch),
-                 "train_step": fastcnn_step_loop(model, batch, data, y)}
+                 "train_step": fastcnn_loop(model, batch, data, y, use_train_step=True)}
         for loop in loops.values():
             for _ in range(a.warmup):
                 next(loop)
