@@ -349,6 +349,10 @@ for _n in FUNCTIONS:
 del _n
 
 
+#: type information, the same objects as NumPy's (as in CuPy): host values, no device array.
+finfo, iinfo = np.finfo, np.iinfo
+
+
 def __getattr__(name):
     raise AttributeError(f"fake_cupy has no {name!r}: fastcnn never used it before; if CuPy has it, "
                          "add it to fastcnn/testing/fake_cupy.py (FUNCTIONS or METHODS)")
