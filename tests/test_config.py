@@ -24,7 +24,8 @@ def test_features_are_off_unless_a_recipe_or_the_user_turns_them_on():
     assert f.betas == (0.7, 0.9) and f.schedule == "onecycle" and f.epochs == 1 and f.batch_size == 256
     assert TrainConfig(model="record99", optimizer="sgd").resolved().betas is None  # not the recipe's optimizer
     f = TrainConfig(model="fast99").resolved()
-    assert (f.tta, f.schedule, f.epochs, f.batch_size, f.pct_start, f.target_acc) == (1, "onecycle", 2, 64, 0.15, 0.99)
+    assert (f.tta, f.schedule, f.epochs, f.batch_size, f.pct_start, f.target_acc, f.label_smoothing) == \
+        (1, "onecycle", 2, 64, 0.15, 0.99, 0.05)
 
 
 def test_presets_fit_and_lab_best_has_batch_norm():
