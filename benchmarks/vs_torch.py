@@ -282,7 +282,7 @@ def _main(args, torch, threads) -> int:
         ratio = (res["fastcnn_99_s"] / res["torch_epoch_s"]) if res["fastcnn_99_s"] else None
         text = "\n".join(header + ["", f"PyTorch {torch.__version__}, record99 recipe, one epoch: "
                                         f"{res['torch_epoch_s']:.2f} s of training, test accuracy {res['torch_acc']:.4f}",
-                                    f"fastcnn fast99 to 99 %: {res['fastcnn_99_s']} s of training "
+                                    f"fastcnn fast99 to 99 %: {res['fastcnn_99_s'] or float('nan'):.2f} s of training "
                                     f"(test accuracy {res['fastcnn_acc']:.4f}, {res['fastcnn_status']})",
                                     f"fastcnn / PyTorch time: {ratio:.2f}" if ratio else "fastcnn did not reach 99 %"])
         print(text)
