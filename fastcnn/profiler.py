@@ -1,9 +1,7 @@
 """Per-layer timing: where each millisecond of a training step goes (`fastcnn train --profile`)."""
 from __future__ import annotations
 
-import time
-
-from . import backend
+from . import backend, timing
 
 
 class Profiler:
@@ -45,14 +43,9 @@ class Profiler:
         def timed(fn, slot):
             def run(arg):
                 xp = backend.array_module(arg) if arg is not None else None
-                if xp is not None:
-                    backend.synchronize(xp)
-                t0 = time.perf_counter()
-                out = fn(arg)
-                if xp is not None:
-                    backend.synchronize(xp)
+                out, t = timing.seconds(fn, arg, xp=xp)
                 if layer.training:  # evaluation passes are not part of a training step
-                    rec[slot] += time.perf_counter() - t0
+                    rec[slot] += t
                     rec[2] += slot == 0
                 return out
             return run

@@ -19,14 +19,12 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
 import threading
-import time
 import warnings
 from pathlib import Path
 from typing import Callable
 
-from . import scoped_settings
+from . import scoped_settings, timing
 
 VERSION = 1
 FILENAME = "tuning.json"
@@ -151,11 +149,8 @@ def choose(kind: str, key: tuple, trials: dict, fixed: str, sync: Callable = lam
     for r in range(3):
         for n in (list(trials) if r % 2 == 0 else list(trials)[::-1]):
             sync()
-            t0 = time.perf_counter()
-            trials[n]()
-            sync()
-            times[n].append(time.perf_counter() - t0)
-    best = min(trials, key=lambda n: statistics.median(times[n]))
+            times[n].append(timing.seconds(lambda: (trials[n](), sync()))[1])
+    best = min(trials, key=lambda n: timing.median(times[n]))
     record(kind, key, best)
     return best
 

@@ -22,13 +22,11 @@ Conventions (also printed under the Markdown table):
 """
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 
 import numpy as np
 
-from .. import backend, models
+from .. import models, timing
 from ..conv import CONV
 from ..geometry import out_size
 from ..pool import POOL
@@ -120,23 +118,13 @@ def _passes(algo, spec, n, xp, dtype):
 
 def time_passes(fwd, bwd, xp, repeats: int) -> dict:
     """First-call seconds and median forward/backward milliseconds over ``repeats`` runs."""
-    def clock():
-        backend.synchronize(xp)
-        return time.perf_counter()
-
-    t0 = clock()
-    bwd(fwd())
-    first = clock() - t0
+    first = timing.seconds(lambda: bwd(fwd()), xp=xp)[1]
     tf, tb = [], []
     for _ in range(repeats):
-        t0 = clock()
-        state = fwd()
-        t1 = clock()
-        bwd(state)
-        t2 = clock()
-        tf.append(t1 - t0)
-        tb.append(t2 - t1)
-    f, b = statistics.median(tf) * 1e3, statistics.median(tb) * 1e3
+        state, t = timing.seconds(fwd, xp=xp)
+        tf.append(t)
+        tb.append(timing.seconds(bwd, state, xp=xp)[1])
+    f, b = timing.median(tf) * 1e3, timing.median(tb) * 1e3
     return {"first_s": first, "fwd_ms": f, "bwd_ms": b}
 
 

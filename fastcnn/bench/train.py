@@ -14,13 +14,11 @@ of each epoch, so it is an upper bound), or given. PASS when the projection is w
 from __future__ import annotations
 
 import math
-import statistics
 import tempfile
-import time
 
 import numpy as np
 
-from .. import backend, models, optim
+from .. import backend, models, optim, timing
 from ..conv import CONV
 from ..data import BatchIterator, load_mnist
 from ..nn import SoftmaxCrossEntropy
@@ -71,21 +69,11 @@ def time_steps(step, batches, xp, warmup: int, steps: int) -> dict:
     The median of per-step clocks (the device synchronised at each) rather than the mean,
     so that a burst of load from another process does not move the result much.
     """
-    def clock():
-        backend.synchronize(xp)
-        return time.perf_counter()
-
-    t0 = clock()
-    step(*batches[0])
-    first = clock() - t0
+    first = timing.seconds(step, *batches[0], xp=xp)[1]
     for i in range(1, warmup):
         step(*batches[i % len(batches)])
-    times = []
-    for i in range(steps):
-        t0 = clock()
-        step(*batches[i % len(batches)])
-        times.append(clock() - t0)
-    return {"first_s": first, "s_per_step": statistics.median(times)}
+    times = [timing.seconds(step, *batches[i % len(batches)], xp=xp)[1] for i in range(steps)]
+    return {"first_s": first, "s_per_step": timing.median(times)}
 
 
 def forced_conv(name):

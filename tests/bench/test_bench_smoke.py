@@ -58,7 +58,10 @@ def test_bench_conv_quick_writes_every_algorithm_and_shape(tmp_path, capsys):
     for r, line in zip(rows, md_rows):  # the Markdown says what the CSV says, in the same order
         cells = [c.strip() for c in line.strip("|").split(" | ")]
         assert cells[:5] == [r["model"], r["layer"], r["op"], r["input"], r["algo"]]
-        assert cells[7] == f"{float(r['total_ms']):.3f}" and cells[10] == f"{float(r['speedup']):.1f}"
+        # the Markdown rounds the exact value; the CSV keeps more digits (rounding those again can
+        # differ in the last place), so: the shown value is the CSV's to within half a last digit
+        assert abs(float(cells[7]) - float(r["total_ms"])) <= 0.0005 + 1e-6
+        assert abs(float(cells[10]) - float(r["speedup"])) <= 0.05 + 1e-6
     head = (tmp_path / "conv.csv").read_text().splitlines()[0]
     assert head.startswith("# cpu: ")
     md = (tmp_path / "conv.md").read_text()
