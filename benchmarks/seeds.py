@@ -106,7 +106,8 @@ def summary(rows: list) -> list:
 
 def main(argv=None) -> int:
     args = parse(argv)
-    from fastcnn.bench import machine, tables
+    from fastcnn import tables
+    from fastcnn.bench import machine
 
     extra = overrides(args.set)
     rows, histories = [], {}
