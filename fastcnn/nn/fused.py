@@ -32,7 +32,7 @@ class _FusedConv(Layer):
         self.weight, self.bias = conv.weight, conv.bias
         self.name = "+".join(p.name for p in parts)
         self.variant = None
-        #: a variant fixed from outside (the Trainer's in-context tuning), or None: choose by timing
+        #: a variant fixed from outside ("direct" or "gemm"), or None: numba_conv.choose's
         self.pinned = None
         self._cache = None
 
@@ -46,15 +46,7 @@ class _FusedConv(Layer):
     def forward(self, x):
         self.check_dtype(x)
         x = np.ascontiguousarray(x)
-        if self.pinned is not None:
-            self.variant = self.pinned
-        elif self.variant is None:
-            def trial(v):
-                def run():
-                    y, self._cache = self._forward(v, x)
-                    self._backward(v, y)
-                return run
-            self.variant = numba_conv.choose(None, {v: trial(v) for v in numba_conv.VARIANTS})
+        self.variant = self.pinned if self.pinned is not None else numba_conv.choose(None, {})
         y, self._cache = self._forward(self.variant, x)
         return y
 
