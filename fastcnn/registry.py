@@ -116,7 +116,7 @@ def resolve(kind: str, requested: str, xp, key: tuple, trial: Callable) -> Algo:
     from .threads import numba_threads
     full_key = (backend.name_of(xp), numba_threads()) + tuple(key)
     return table[tuning.choose(kind + "-algo", full_key, candidates, fixed,
-                               sync=lambda: backend.synchronize(xp))]
+                               xp=xp)]
 
 
 def _validator(kind):

@@ -76,8 +76,3 @@ def numba_threads() -> int:
     import numba
 
     return numba.get_num_threads()
-
-
-def blas_threads() -> int:
-    """The BLAS thread count fastcnn's compute uses (the same on every run: part of tuning keys)."""
-    return COMPUTE_BLAS_THREADS

@@ -257,10 +257,10 @@ class Trainer:
                       "cached afterwards)…", file=sys.stderr, flush=True)
         self.batches.set_epoch(self.state["epoch"])
         xb, yb = next(iter(self.batches.iter_from(0)))
-        with buffers_restored(self.model), threads.compute():
+        with buffers_restored(self.model):
             self.loss_fn.forward(self.model.forward(xb), yb)
             self.model.backward(self.loss_fn.backward())
-        self.state["blas_threads"] = threads.blas_threads() if self.xp is np else None
+        self.state["blas_threads"] = threads.COMPUTE_BLAS_THREADS if self.xp is np else None
         self.model.clear_cache()
         backend.synchronize(self.xp)
         self.state["compile_seconds"] = self.state.get("compile_seconds", 0.0) + time.perf_counter() - t0

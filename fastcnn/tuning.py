@@ -22,7 +22,6 @@ import platform
 import threading
 import warnings
 from pathlib import Path
-from typing import Callable
 
 from . import scoped_settings, timing
 
@@ -128,13 +127,13 @@ def record(kind: str, key: tuple, name: str) -> None:
         _write(path, choices)
 
 
-def choose(kind: str, key: tuple, trials: dict, fixed: str, sync: Callable = lambda: None) -> str:
+def choose(kind: str, key: tuple, trials: dict, fixed: str, xp=None) -> str:
     """The name of the fastest of ``trials`` (name -> callable running the work once) for ``key``.
 
     Deterministic mode returns ``fixed`` without timing. Otherwise a choice made before is
     reused; else each trial runs once (compilation, first allocations), then three times under
     the clock, alternating so that a slow spell of a shared machine hits every candidate; the
-    best median wins and is recorded. ``sync`` waits for a device before each clock reading.
+    best median wins and is recorded. Clock readings wait for ``xp``'s device (fastcnn.timing).
     """
     if scoped_settings.get("deterministic"):
         return fixed
@@ -148,8 +147,7 @@ def choose(kind: str, key: tuple, trials: dict, fixed: str, sync: Callable = lam
     times: dict = {n: [] for n in trials}
     for r in range(3):
         for n in (list(trials) if r % 2 == 0 else list(trials)[::-1]):
-            sync()
-            times[n].append(timing.seconds(lambda: (trials[n](), sync()))[1])
+            times[n].append(timing.seconds(trials[n], xp=xp)[1])
     best = min(trials, key=lambda n: timing.median(times[n]))
     record(kind, key, best)
     return best

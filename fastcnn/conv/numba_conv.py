@@ -25,13 +25,12 @@ def threads(n: int) -> int:
     return max(1, min(numba.get_num_threads(), n))
 
 
-def choose(key, trials: dict) -> str:
-    """The variant for ``key``: "direct". fastcnn runs its CPU compute with BLAS on one thread
+def choose() -> str:
+    """The variant the Numba convolution runs: "direct". fastcnn runs its CPU compute with BLAS on one thread
     (fastcnn.threads.compute), so "gemm" multiplies on one core while "direct" uses them all;
     timed per shape on the 2-core machine, "direct" won for every lenet5 and compact layer at
     batch 32–256, and timing "gemm" cost its compilation (≈ 10 s on a first run). "gemm" stays
-    for a layer pinned to it (``layer.pinned = "gemm"``) and in the agreement tests.
-    ``trials`` (name -> callable) is kept for callers that time variants themselves."""
+    for a layer pinned to it (``layer.pinned = "gemm"``) and in the agreement tests."""
     return "direct"
 
 
@@ -75,7 +74,7 @@ def finish(dxpad, dw, db, w, padding, need_dx, has_b):
 
 def forward(x, w, b, stride, padding):
     """x (N, C, H, W), w (F, C, kh, kw), b (F,) or None -> y (N, F, oh, ow), cache."""
-    variant = choose(None, {})
+    variant = choose()
     return _forward(variant, x, w, b, stride, padding)
 
 

@@ -46,7 +46,7 @@ class _FusedConv(Layer):
     def forward(self, x):
         self.check_dtype(x)
         x = np.ascontiguousarray(x)
-        self.variant = self.pinned if self.pinned is not None else numba_conv.choose(None, {})
+        self.variant = self.pinned if self.pinned is not None else numba_conv.choose()
         y, self._cache = self._forward(self.variant, x)
         return y
 

@@ -24,7 +24,7 @@ def _pair(dtype, c=3, f=4, k=3, s=1, p=1, pool=(2, 2)):
 @pytest.mark.parametrize("geom", [dict(), dict(k=(3, 2), s=2, p=0, pool=(3, 2)), dict(pool=None), dict(c=1, f=6, k=5, p=2)])
 def test_fused_matches_unfused(dtype, tol, geom, variant, monkeypatch):
     from fastcnn.conv import numba_conv
-    monkeypatch.setattr(numba_conv, "choose", lambda key, trials: variant)
+    monkeypatch.setattr(numba_conv, "choose", lambda: variant)
     ref, fused, x = _pair(dtype, **geom)
     assert isinstance(fused[0], ConvReLUMaxPool if geom.get("pool", (2, 2)) else ConvReLU)
     y_ref, y = ref.forward(x), fused.forward(x)
@@ -42,7 +42,7 @@ def test_fused_matches_unfused(dtype, tol, geom, variant, monkeypatch):
 @pytest.mark.parametrize("variant", ["direct", "gemm"])
 def test_fused_gradient_check(variant, monkeypatch):
     from fastcnn.conv import numba_conv
-    monkeypatch.setattr(numba_conv, "choose", lambda key, trials: variant)
+    monkeypatch.setattr(numba_conv, "choose", lambda: variant)
     ref, fused, x = _pair(np.float64)
     fused.needs_input_grad = True
     errs = check_layer(fused[0], x * 4)  # spread values apart: no ties inside pooling windows
@@ -65,7 +65,7 @@ def test_fused_pool_ties_go_to_first_maximum(variant, monkeypatch):
     """Quantised input and weights make most 2×2 windows tie: the fused layer (branch-free 2×2
     path) must send each gradient where the unfused MaxPool2D does, the first maximum."""
     from fastcnn.conv import numba_conv
-    monkeypatch.setattr(numba_conv, "choose", lambda key, trials: variant)
+    monkeypatch.setattr(numba_conv, "choose", lambda: variant)
     ref, fused, x = _pair(np.float64, c=2, f=3, k=2, p=0)
     x = np.random.default_rng(2).integers(0, 2, x.shape).astype(np.float64)
     for p in ref.parameters():
