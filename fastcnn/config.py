@@ -2,52 +2,67 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from . import backend, models
+
+
+def setting(default=None, help="", cli=True, **option):
+    """A TrainConfig field with its documentation: ``help`` is the ``fastcnn train --NAME``
+    help text; ``option`` holds extra argparse keywords (type, metavar, choices, nargs, const);
+    ``cli=False``: not a command-line option (TOML and the library still take it).
+    The command line (fastcnn.cli.train) and the TOML reader (fastcnn.toml_config) are built
+    from these fields, so a new setting is added here and nowhere else."""
+    return field(default=default, metadata={"help": help, "cli": cli, "option": option})
 
 
 @dataclass
 class TrainConfig:
     """Every setting of a run; ``None`` means "the preset's recipe" (see models.Recipe)."""
 
-    model: str = models.DEFAULT
-    backend: str = "numpy"
-    epochs: int | None = None
-    batch_size: int | None = None
-    optimizer: str | None = None
-    lr: float | None = None
-    schedule: str | None = None
-    weight_decay: float | None = None
-    target_acc: float | None = None
-    time_budget: float | None = None
-    seed: int = 0
-    data_dir: str | None = None
-    out: str | None = None
-    conv_algo: str = "auto"
-    threads: int | None = None
-    eval_every: int | None = None
-    log_every: int = 20
-    val_fraction: float = 0.0
-    label_smoothing: float | None = None  # None: the recipe's (0 for most presets)
-    dtype: str = "float32"
-    profile: bool = False
-    #: run Conv2D→ReLU(→MaxPool2D) as one fused Numba layer on the CPU (same results, faster)
-    fuse: bool = True
-    #: no timing-based choices (conv variants, BLAS threads): same seed -> same history, bit for bit
-    deterministic: bool = False
-    progress: bool = True
-    augment: str | None = None  # e.g. "shift=0.1,rotate=10" (fastcnn.augment)
-    augment_mistakes: bool = False  # add augmented copies of misclassified training images each epoch
-    classes: str | None = None  # e.g. "0,1,2": train and test on these digits only
-    patience: int | None = None  # early stopping: evaluations without a better val (else test) accuracy
+    model: str = setting(models.DEFAULT, f"preset name (default: {models.DEFAULT}; fastcnn summary lists them)")
+    backend: str = setting("numpy", "numpy, cupy or auto")
+    epochs: int | None = setting(help="epochs of the schedule")
+    batch_size: int | None = setting(help="samples per training step")
+    optimizer: str | None = setting(help="sgd, momentum, nesterov, adam, adamw")
+    lr: float | None = setting(help="learning rate (peak lr of onecycle)")
+    schedule: str | None = setting(help="none, step, multistep, exponential, cosine, onecycle, plateau, level")
+    weight_decay: float | None = setting(help="L2 weight decay (decoupled for adamw)")
+    momentum: float | None = setting(help="SGD momentum (optimizers sgd, momentum, nesterov; theirs: 0, 0.9, 0.9)")
+    target_acc: float | None = setting(help="stop when test (or validation) accuracy reaches this fraction, e.g. 0.97")
+    time_budget: float | None = setting(help="stop after this many seconds of training steps")
+    seed: int = setting(0, "seed of the initial weights, the shuffling and the augmentation")
+    data_dir: str | None = setting(help="a directory with the four MNIST-format idx files (or $FASTCNN_DATA)")
+    out: str | None = setting(help="run directory (default runs/MODEL-TIME)")
+    conv_algo: str = setting("auto", "auto, naive, einsum, im2col, numba, cuda")
+    threads: int | None = setting(help="CPU threads for BLAS and the kernels together", type="positive_int")
+    eval_every: int | None = setting(help="evaluate every N steps (0: at each epoch's end; default: 5 times an epoch)")
+    log_every: int = setting(20, "log the loss every N steps")
+    val_fraction: float = setting(0.0, "hold out this fraction of the training data for validation")
+    label_smoothing: float | None = setting(help="smooth the one-hot targets by this much, e.g. 0.1 (default: the recipe's)")
+    dtype: str = setting("float32", "float32, or float64 (slower; for checks)", choices=["float32", "float64"])
+    profile: bool = setting(False, "print forward/backward time per layer")
+    fuse: bool = setting(True, "run Conv2D→ReLU(→MaxPool2D) as one fused Numba layer on the CPU (same results, "
+                         "faster)", cli=False)
+    deterministic: bool = setting(False, "no timing-based choices of algorithms: the same seed gives the same "
+                                  "history, bit for bit")
+    progress: bool = setting(True, "the progress bar")
+    augment: str | None = setting(help="augment each batch: translate, shift, rotate, scale, squeeze, noise, blur with "
+                                  "optional strengths, e.g. translate=2,rotate=10 (none: off)", metavar="SPEC")
+    augment_mistakes: bool = setting(False, "each epoch, add augmented copies of the training images the model "
+                                     "gets wrong")
+    classes: str | None = setting(help="train and test on these digits only, e.g. 0,1,2", metavar="DIGITS")
+    patience: int | None = setting(help="early stopping: stop after N evaluations without a better validation "
+                                   "(else test) accuracy; the best weights are kept in RUN_DIR/best.npz")
     # training features (fastcnn.features); None: the recipe's, which leaves them off unless it says
-    betas: tuple | None = None  # Adam/AdamW (beta1, beta2), e.g. (0.7, 0.9)
-    pct_start: float | None = None  # onecycle: fraction of the steps spent rising (torch default 0.3)
-    div_factor: float | None = None  # onecycle: initial lr = lr / div_factor (25)
-    final_div_factor: float | None = None  # onecycle: final lr = initial lr / final_div_factor (1e4)
-    ema: float | None = None  # decay of the weights' moving average used to evaluate and save; 0: off
-    tta: int | None = None  # test-time augmentation over shifts of up to this many pixels; 0: off
+    betas: tuple | None = setting(help="Adam/AdamW betas, e.g. 0.7,0.9", metavar="B1,B2")
+    pct_start: float | None = setting(help="onecycle: fraction of the steps spent rising (0.3)")
+    div_factor: float | None = setting(help="onecycle: initial lr = lr / this (25)")
+    final_div_factor: float | None = setting(help="onecycle: final lr = initial lr / this (1e4)")
+    ema: float | None = setting(help="evaluate and save a moving average of the weights with this decay, "
+                                "e.g. 0.999 (0: off)", metavar="DECAY")
+    tta: int | None = setting(help="test-time augmentation: average predictions over shifts of up to PIXELS "
+                              "(--tta alone: 1; 0: off)", metavar="PIXELS", nargs="?", const=1)
 
     def resolved(self) -> "TrainConfig":
         """A copy with the recipe's values filled in, checked; raises ValueError naming the bad setting."""

@@ -3,6 +3,7 @@ how they are checked, what they pass to the optimizer and the schedule, and the 
 which were used (``metrics.json["features"]``).
 
     betas                Adam / AdamW (beta1, beta2)                  --betas 0.7,0.9
+    momentum             SGD's momentum (sgd, momentum, nesterov)     --momentum 0.5
     pct_start, div_factor, final_div_factor   the onecycle schedule   --pct-start 0.25 ...
     ema                  moving average of the weights (fastcnn.ema)  --ema 0.999
     tta                  test-time augmentation (fastcnn.tta)         --tta [PIXELS]
@@ -36,6 +37,8 @@ def resolve(c, recipe) -> None:
     is the recipe's, the onecycle arguments when the schedule is the recipe's."""
     if c.betas is None and c.optimizer == recipe.optimizer:
         c.betas = recipe.betas
+    if c.momentum is None and c.optimizer == recipe.optimizer:
+        c.momentum = recipe.momentum
     c.betas = parse_betas(c.betas)
     for k in ONECYCLE_ARGS:
         if getattr(c, k) is None and c.schedule == recipe.schedule and k in recipe.schedule_args:
@@ -49,6 +52,12 @@ def check(c) -> None:
     betas = parse_betas(c.betas)
     if betas is not None and c.optimizer is not None and c.optimizer not in ("adam", "adamw"):
         raise ValueError(f"betas apply to adam and adamw, not to optimizer {c.optimizer!r}")
+    if c.momentum is not None:
+        if c.optimizer is not None and c.optimizer not in ("sgd", "momentum", "nesterov"):
+            raise ValueError(f"momentum applies to sgd, momentum and nesterov, not to optimizer {c.optimizer!r} "
+                             "(Adam's first beta is --betas B1,B2)")
+        if not 0 <= c.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), e.g. 0.9; got {c.momentum}")
     given = [k for k in ONECYCLE_ARGS if getattr(c, k) is not None]
     if given and c.schedule is not None and c.schedule != "onecycle":
         raise ValueError(f"{', '.join(given)} apply to the onecycle schedule, not to {c.schedule!r} "
@@ -68,7 +77,10 @@ def check(c) -> None:
 
 def optimizer_kwargs(c) -> dict:
     """Extra keyword arguments of optim.make for config ``c``."""
-    return {"betas": tuple(c.betas)} if c.betas is not None else {}
+    kw = {"betas": tuple(c.betas)} if c.betas is not None else {}
+    if c.momentum is not None:
+        kw["momentum"] = c.momentum
+    return kw
 
 
 def schedule_kwargs(c, recipe) -> dict:
@@ -99,6 +111,7 @@ def used(c, model, schedule=None) -> dict:
         "label_smoothing": c.label_smoothing or None,
         "batch_norm": bn or None,
         "betas": list(c.betas) if c.betas is not None else None,
+        "momentum": c.momentum,
         "schedule": {"name": c.schedule, **({k: getattr(schedule, k) for k in ("pct_start", "div_factor",
                                                                                   "final_div_factor")}
                                             if c.schedule == "onecycle" and schedule is not None else {})},

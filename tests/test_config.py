@@ -40,7 +40,7 @@ def test_cli_and_toml_set_the_features(tmp_path):
     toml.write_text('betas = [0.8, 0.95]\nschedule = "onecycle"\npct-start = 0.2\nema = 0.99\ntta = 2\n')
     args = build_parser().parse_args(["train", "--config", str(toml), "--div-factor", "10", "--tta",
                                       "--final-div-factor", "100", "--betas", "0.7,0.9"])
-    given = train_settings(args, {})
+    given = train_settings(args)
     c = TrainConfig(**given).resolved()
     assert c.betas == (0.7, 0.9) and c.pct_start == 0.2 and c.div_factor == 10 and c.final_div_factor == 100
     assert c.ema == 0.99 and c.tta == 1  # --tta alone: 1 pixel, over the file's 2
@@ -118,3 +118,40 @@ def test_summary_shows_lab_best_within_the_budget(capsys):
     assert cli.main(["summary", "--model", "lab-best"]) == 0
     out = capsys.readouterr().out
     assert "total parameters: 166,202" in out and "lab-best fits the lab's budget" in out and "202,620" in out
+
+
+def test_every_setting_is_one_field_the_command_line_and_toml_are_built_from(tmp_path):
+    """A TrainConfig field is a `fastcnn train` option and a TOML key without being named again."""
+    import dataclasses
+
+    from fastcnn.toml_config import load_train_config
+
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    train = next(a for a in build_parser()._subparsers._group_actions[0].choices.items() if a[0] == "train")[1]
+    dests = {a.dest for a in train._actions} - {"help", "resume", "config"}
+    assert dests == {n for n, f in fields.items() if f.metadata["cli"]}
+    assert all(f.metadata["help"] for f in fields.values())
+    toml = tmp_path / "all.toml"
+    toml.write_text("".join(f"{n} = 1\n" for n in fields))  # every field is a known key (values unchecked here)
+    assert set(load_train_config(toml)) == set(fields)
+
+
+def test_command_line_defaults_never_override_the_config_file(tmp_path):
+    toml = tmp_path / "run.toml"
+    toml.write_text('backend = "auto"\nconv_algo = "im2col"\nseed = 3\n')
+    given = train_settings(build_parser().parse_args(["train", "--config", str(toml), "--no-progress"]))
+    assert given == {"backend": "auto", "conv_algo": "im2col", "seed": 3, "progress": False}
+
+
+def test_momentum_is_a_setting_of_the_sgd_optimizers():
+    args = build_parser().parse_args(["train", "--optimizer", "sgd", "--momentum", "0.5", "--model", "report-d"])
+    c = TrainConfig(**train_settings(args)).resolved()
+    assert c.momentum == 0.5
+    from fastcnn import features
+    opt = optim.make(c.optimizer, models.build("report-d").parameters(), c.lr, **features.optimizer_kwargs(c))
+    assert isinstance(opt, optim.SGD) and opt.momentum == 0.5
+    assert TrainConfig(model="report-e-mlp").resolved().momentum is None  # the optimizer's own 0.9
+    with pytest.raises(ValueError, match="momentum applies to sgd"):
+        TrainConfig(model="lenet5", optimizer="adam", momentum=0.9).resolved()
+    with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\)"):
+        TrainConfig(model="lenet5", optimizer="momentum", momentum=1.5).resolved()

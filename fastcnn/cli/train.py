@@ -5,88 +5,71 @@ the preset's recipe (fastcnn.toml_config.merge, TrainConfig.resolved).
 """
 from __future__ import annotations
 
+from dataclasses import fields
+
 from .options import positive_int
 
-#: TrainConfig fields read from same-named options (None: not given)
-_FIELDS = ("model", "backend", "epochs", "batch_size", "optimizer", "lr", "schedule", "weight_decay", "target_acc",
-           "time_budget", "seed", "data_dir", "out", "conv_algo", "threads", "eval_every", "val_fraction",
-           "label_smoothing", "dtype", "deterministic")
-_TOOLKIT = ("augment", "augment_mistakes", "classes", "patience", "betas", "pct_start", "div_factor",
-            "final_div_factor", "ema", "tta")
+#: argparse types named in TrainConfig's field metadata (config.setting)
+_TYPES = {"positive_int": positive_int}
+
+
+def add_config_options(p) -> None:
+    """One ``--NAME`` option per TrainConfig field (fastcnn.config.setting): its help, its type
+    from the annotation, default None (= not given: the --config file's or the recipe's value);
+    booleans are flags (``--no-NAME`` for the ones that default to on)."""
+    from ..config import TrainConfig
+
+    for f in fields(TrainConfig):
+        meta = f.metadata
+        if not meta.get("cli", False):
+            continue
+        kw = dict(meta["option"])
+        if "type" in kw:
+            kw["type"] = _TYPES[kw["type"]]
+        ann = str(f.type)
+        flag = "--" + f.name.replace("_", "-")
+        if ann == "bool":
+            if f.default is True:
+                flag, kw["action"] = "--no-" + f.name.replace("_", "-"), "store_false"
+                meta = {**meta, "help": "turn off " + meta["help"]}
+            else:
+                kw["action"] = "store_true"
+        elif "type" not in kw and "choices" not in kw:
+            for name, t in (("int", int), ("float", float)):
+                if ann.split(" ")[0] == name:
+                    kw["type"] = t
+        p.add_argument(flag, dest=f.name, default=None, help=meta["help"] or None, **kw)
 
 
 def add_parser(sub):
     p = sub.add_parser("train", help="train a model (MNIST by default)",
-                       description="Train a preset on MNIST (or --data-dir) and write a run directory.")
-    p.add_argument("--model", default=None, help="preset name (default: lenet5)")
-    p.add_argument("--backend", default="numpy", help="numpy, cupy or auto")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--optimizer", help="sgd, momentum, nesterov, adam, adamw")
-    p.add_argument("--lr", type=float)
-    p.add_argument("--schedule", help="none, step, multistep, exponential, cosine, onecycle, plateau, level")
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--target-acc", type=float, help="stop when test accuracy reaches this fraction, e.g. 0.97")
-    p.add_argument("--time-budget", type=float, help="stop after this many seconds of training steps")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--data-dir", help="a directory with the four MNIST-format idx files (or $FASTCNN_DATA)")
-    p.add_argument("--out", help="run directory (default runs/MODEL-TIME)")
-    p.add_argument("--conv-algo", default=None, help="auto, naive, einsum, im2col, numba, cuda")
-    p.add_argument("--threads", type=positive_int, help="CPU threads for BLAS and Numba together")
-    p.add_argument("--eval-every", type=int, default=None, help="evaluate every N steps (0: each epoch end)")
-    p.add_argument("--val-fraction", type=float, default=None, help="hold out this fraction of training data")
-    p.add_argument("--label-smoothing", type=float, default=None)
-    p.add_argument("--dtype", default=None, choices=["float32", "float64"])
+                       description="Train a preset on MNIST (or --data-dir) and write a run directory. "
+                                   "Options not given come from --config, else from the preset's recipe.")
+    add_config_options(p)
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR where it stopped")
-    p.add_argument("--profile", action="store_true", help="print forward/backward time per layer")
-    p.add_argument("--deterministic", action="store_true", default=None,
-                   help="no timing-based choices of algorithms: the same seed gives the same history")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--config", metavar="RUN.toml", help="settings from a TOML file; command-line options override it")
-    p.add_argument("--augment", metavar="SPEC", default=None,
-                   help="augment each batch: shift, rotate, scale, squeeze, noise, blur with optional strengths, "
-                        "e.g. shift=0.1,rotate=10,noise=0.05")
-    p.add_argument("--augment-mistakes", action="store_true", default=None,
-                   help="each epoch, add augmented copies of the training images the model gets wrong")
-    p.add_argument("--classes", metavar="DIGITS", default=None, help="train and test on these digits only, e.g. 0,1,2")
-    p.add_argument("--patience", type=int, default=None,
-                   help="early stopping: stop after N evaluations without a better validation (else test) "
-                        "accuracy; the best weights are kept in RUN_DIR/best.npz")
-    # training features (fastcnn.features); each is off unless given here or by the preset's recipe
-    p.add_argument("--betas", metavar="B1,B2", default=None, help="Adam/AdamW betas, e.g. 0.7,0.9")
-    p.add_argument("--pct-start", type=float, default=None, help="onecycle: fraction of steps rising (0.3)")
-    p.add_argument("--div-factor", type=float, default=None, help="onecycle: initial lr = lr / this (25)")
-    p.add_argument("--final-div-factor", type=float, default=None,
-                   help="onecycle: final lr = initial lr / this (1e4)")
-    p.add_argument("--ema", type=float, metavar="DECAY", default=None,
-                   help="evaluate and save a moving average of the weights, e.g. 0.999 (0: off)")
-    p.add_argument("--tta", type=int, nargs="?", const=1, metavar="PIXELS", default=None,
-                   help="test-time augmentation: average predictions over shifts of up to PIXELS "
-                        "(default 1; 0: off)")
 
 
 def given_options(args) -> dict:
-    """The core TrainConfig settings given on the command line (not None)."""
-    given = {k: getattr(args, k) for k in _FIELDS}
-    given.update(profile=args.profile or None, progress=False if args.no_progress else None)
-    return {k: v for k, v in given.items() if v is not None}
+    """The TrainConfig settings given on the command line (not None)."""
+    from ..config import TrainConfig
+
+    return {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+            if getattr(args, f.name, None) is not None}
 
 
-def train_settings(args, given: dict) -> dict:
-    """``given`` with the toolkit's options (--augment, --classes, --ema, ...) added and the
-    --config file under both (fastcnn.toml_config.merge)."""
+def train_settings(args) -> dict:
+    """The command line's settings (given_options) over the --config file's (fastcnn.toml_config.merge)."""
     from ..toml_config import merge
 
-    extra = {k: getattr(args, k, None) for k in _TOOLKIT}
-    given = {**given, **{k: v for k, v in extra.items() if v is not None}}
-    return merge(getattr(args, "config", None), given)
+    return merge(getattr(args, "config", None), given_options(args))
 
 
 def run(args) -> int:
     from ..config import TrainConfig
     from ..train import Trainer
 
-    given = train_settings(args, given_options(args))
+    given = train_settings(args)
     trainer = Trainer.resume(args.resume, **given) if args.resume else Trainer(TrainConfig(**given))
     c = trainer.config
     print(f"training {c.model} ({trainer.model.num_params():,} parameters) on {c.backend}: "

@@ -19,6 +19,7 @@ class Recipe:
     target_acc: float | None = None
     # training features (fastcnn.features), off unless a recipe turns them on
     betas: tuple | None = None  # Adam's (beta1, beta2); None: the optimizer's default
+    momentum: float | None = None  # SGD's momentum; None: the optimizer's (sgd 0, momentum/nesterov 0.9)
     label_smoothing: float = 0.0
     augment: str = ""  # an augment spec, e.g. "translate=2,rotate=10"; "": none
     ema: float = 0.0  # decay of the weights' moving average (0: off)

@@ -25,9 +25,10 @@ def run(tmp_path_factory, small_npz):
 def test_train_settings_merge_config_file(tmp_path):
     p = tmp_path / "run.toml"
     p.write_text('model = "mlp"\nepochs = 4\naugment = "shift"\n')
-    args = cli.build_parser().parse_args(["train", "--config", str(p), "--epochs", "2", "--classes", "0,1,2"])
+    args = cli.build_parser().parse_args(["train", "--config", str(p), "--epochs", "2", "--classes", "0,1,2",
+                                          "--seed", "0"])
     from fastcnn.cli.train import train_settings
-    given = train_settings(args, {"epochs": 2, "seed": 0})
+    given = train_settings(args)
     assert given == {"model": "mlp", "epochs": 2, "augment": "shift", "classes": "0,1,2", "seed": 0}
 
 
