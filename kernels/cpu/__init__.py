@@ -3,8 +3,10 @@
 Every kernel is compiled on first use for the dtypes it meets (lazily: a run compiles only
 what it calls) and cached next to its source (``__pycache__``), so later runs load it.
 ``uncached()`` tells which kernels have no cache yet, so a caller can say what the first run
-is compiling. fastcnn calls these kernels inside ``fastcnn.threads.compute()`` (BLAS on one
-thread, so OpenBLAS's workers never spin against Numba's).
+is compiling. The parallel ones run their shares on a small team of threads (team.py; as
+many as ``numba.get_num_threads()``). fastcnn calls these kernels inside
+``fastcnn.threads.compute()`` (BLAS on one thread, so OpenBLAS's workers never spin against
+the kernels' threads).
 """
 from __future__ import annotations
 
