@@ -250,14 +250,16 @@ class Trainer:
         train_seconds (they are reported as compile_seconds). Batch-norm statistics are
         restored; no parameter changes."""
         t0 = time.perf_counter()
-        if self.xp is np and self.config.progress:
-            from .kernels.cpu import uncached
-            if uncached():
+        from .kernels.cpu import on_first_compile
+
+        def notice(name):
+            if self.config.progress:
                 print("compiling the Numba kernels this run uses, for this machine (the first run only; "
                       "cached afterwards)…", file=sys.stderr, flush=True)
+
         self.batches.set_epoch(self.state["epoch"])
         xb, yb = next(iter(self.batches.iter_from(0)))
-        with buffers_restored(self.model):
+        with buffers_restored(self.model), on_first_compile(notice):
             self.loss_fn.forward(self.model.forward(xb), yb)
             self.model.backward(self.loss_fn.backward())
         self.state["blas_threads"] = threads.COMPUTE_BLAS_THREADS if self.xp is np else None

@@ -2,30 +2,37 @@
 
 Every kernel is compiled on first use for the dtypes it meets (lazily: a run compiles only
 what it calls) and cached next to its source (``__pycache__``), so later runs load it.
-``uncached()`` tells which kernels have no cache yet, so a caller can say what the first run
-is compiling. The parallel ones run their shares on a small team of threads (team.py; as
+``on_first_compile(callback)`` lets a caller say so when a run does compile. The parallel ones run their shares on a small team of threads (team.py; as
 many as ``numba.get_num_threads()``). fastcnn calls these kernels inside
 ``fastcnn.threads.compute()`` (BLAS on one thread, so OpenBLAS's workers never spin against
 the kernels' threads).
 """
 from __future__ import annotations
 
-import os
+import contextlib
 
 
-def uncached() -> list:
-    """Names of the CPU kernels that have no on-disk cache yet (they compile on first call).
-    [] when Numba's cache layout is not what this expects (a private API)."""
-    from . import conv, im2col, pool
+@contextlib.contextmanager
+def on_first_compile(callback):
+    """Within the block, call ``callback(name)`` once, when Numba starts compiling a function
+    (a kernel without a cache for these types yet), with that function's name; nothing when
+    every kernel the block calls loads from the cache. Uses Numba's event API
+    (numba.core.event); where that is missing the block runs without the callback."""
+    try:
+        from numba.core import event
+    except ImportError:  # pragma: no cover - an older or newer Numba without the event API
+        yield
+        return
+    seen = []
 
-    out = []
-    for mod in (conv, im2col, pool):
-        for name, obj in vars(mod).items():
-            cache = getattr(obj, "_cache", None)
-            try:
-                index = cache._cache_file._index_path
-            except AttributeError:
-                continue
-            if not os.path.exists(index):
-                out.append(f"{mod.__name__.rsplit('.', 1)[-1]}.{name}")
-    return out
+    class Listener(event.Listener):
+        def on_start(self, ev):
+            if not seen:
+                seen.append(True)
+                callback(getattr(ev.data.get("dispatcher"), "__name__", "?"))
+
+        def on_end(self, ev):
+            pass
+
+    with event.install_listener("numba:compile", Listener()):
+        yield
