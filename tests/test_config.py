@@ -150,7 +150,8 @@ def test_momentum_is_a_setting_of_the_sgd_optimizers():
     from fastcnn import features
     opt = optim.make(c.optimizer, models.build("report-d").parameters(), c.lr, **features.optimizer_kwargs(c))
     assert isinstance(opt, optim.SGD) and opt.momentum == 0.5
-    assert TrainConfig(model="report-e-mlp").resolved().momentum is None  # the optimizer's own 0.9
+    assert TrainConfig(model="report-e-mlp").resolved().momentum == 0.5  # its recipe's
+    assert TrainConfig(model="report-e-cnn").resolved().momentum is None  # the optimizer's own 0.9
     with pytest.raises(ValueError, match="momentum applies to sgd"):
         TrainConfig(model="lenet5", optimizer="adam", momentum=0.9).resolved()
     with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\)"):

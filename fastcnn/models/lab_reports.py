@@ -8,6 +8,7 @@ Differences from the originals, on purpose:
   fastcnn averages, so the same step is lr 1e-4 · 50 = 5e-3. With ``--classes 0,1,2``
   the network keeps 10 outputs (the labels keep their digit values).
 - report-c: "dropout keep 0.8" is Dropout(p=0.2).
+- report-e-mlp: momentum 0.5, chosen on a validation split (the report names no coefficient).
 """
 from __future__ import annotations
 
@@ -75,7 +76,10 @@ PRESETS = {
     "report-b": (report_b, Recipe("adam", 0.001, 64, 50)),
     "report-c": (report_c, Recipe("sgd", 0.001, 128, 25, "step", 0.0, {"step_size": 10, "gamma": 0.4})),
     "report-d": (report_d, Recipe("sgd", 5e-3, 50, 10)),
-    "report-e-mlp": (report_e_mlp, Recipe("momentum", 0.1, 32, 5, "step", 1e-3, {"step_size": 2, "gamma": 0.1})),
+    # E's MLP: the report names no momentum coefficient; 0.5 was chosen on a validation split
+    # (see WHY["E mlp"]): fastcnn's "momentum" optimizer defaults to 0.9.
+    "report-e-mlp": (report_e_mlp, Recipe("momentum", 0.1, 32, 5, "step", 1e-3, {"step_size": 2, "gamma": 0.1},
+                                          momentum=0.5)),
     "report-e-cnn": (report_e_cnn, Recipe("momentum", 0.01, 32, 5, "step", 1e-3, {"step_size": 5, "gamma": 0.1})),
 }
 
@@ -102,6 +106,8 @@ WHY = {
     "C knn": "k = 3, Euclidean, all 60,000 training images; the report used an 80/20 split of Kaggle's 42,000",
     "D 0/1/2": "",
     "D": "",
-    "E mlp": "",
+    "E mlp": "the report gives no momentum coefficient. With 0.9 at lr 0.1 (a step lr/(1−μ) = 1.0) the first two "
+             "epochs oscillate at 86–90 % and seed 0 ends at 97.30 %; μ = 0.5, chosen on a validation split (val "
+             "98.00 % vs 97.58 / 97.67 / 96.83 % for μ = 0 / 0.1 / 0.9), is the preset's; μ = 0 gives 98.09 %",
     "E cnn": "",
 }
