@@ -1,14 +1,12 @@
-"""The thread policy around fastcnn's own compute: BLAS on one thread, the Numba kernels on all of them.
+"""The thread policy around fastcnn's own compute: BLAS on one thread, Numba on all of them.
 
-A training step alternates fastcnn's parallel Numba kernels (the convolutions, run on the
-kernels' thread team: fastcnn.kernels.cpu.team, as many threads as numba.get_num_threads())
-with small BLAS calls (Linear layers, the gemm variant). OpenBLAS's idle workers spin for
-about 2**28 cycles after a multi-threaded call — a tenth of a second — on the very cores the
-kernels' threads need next, and OpenBLAS reads its spin time only from the environment it
-started with. Instead of restarting the process with another environment, fastcnn runs its
-own compute with BLAS on the calling thread only: no BLAS worker ever wakes, so none spins.
-The small GEMMs of these networks lose little (a 128×256 @ 256×120 product is ≈ 0.05 ms on
-one core), and the Numba kernels keep every core.
+A training step alternates Numba's parallel kernels (the convolutions) with small BLAS calls
+(Linear layers, the gemm variant). OpenBLAS's idle workers spin for about 2**28 cycles after a
+multi-threaded call — a tenth of a second — on the very cores Numba's threads need next, and
+OpenBLAS reads its spin time only from the environment it started with. Instead of restarting
+the process with another environment, fastcnn runs its own compute with BLAS on the calling
+thread only: no BLAS worker ever wakes, so none spins. The small GEMMs of these networks lose
+little (a 128×256 @ 256×120 product is ≈ 0.05 ms on one core), and Numba's kernels keep every core.
 
 ``compute()`` is that scope: re-entrant and cheap (two ctypes calls on entry and on exit of
 the outermost scope), process-wide while it runs (a BLAS limit cannot be per thread), and the

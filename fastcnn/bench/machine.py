@@ -44,8 +44,7 @@ def gpu() -> str | None:
 
 
 def threads_in_use() -> int:
-    """The thread count in force for fastcnn's parallel Numba kernels (numba.get_num_threads(),
-the size of their thread team; == BLAS's after set_threads)."""
+    """The thread count in force for Numba's parallel kernels (== BLAS's after set_threads)."""
     try:
         import numba
 

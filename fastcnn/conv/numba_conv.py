@@ -3,7 +3,7 @@
 gemm — Numba im2col (column layout) + one BLAS GEMM + Numba layout kernels:
     cols = im2col(xpad) (C·kh·kw, N·oh·ow);  z = W₂ @ cols (F, N·oh·ow), "CNHW";  y = NCHW(z) + b
     dz = CNHW(dy);  dW₂ = dz @ colsᵀ;  db = Σ dz;  dx = col2im(W₂ᵀ @ dz)
-direct — one pass split over a team of threads, each group of samples unrolled into a cache-resident
+direct — one parallel region per pass, each group of samples unrolled into a cache-resident
     buffer and multiplied with vectorised loops (kernels/cpu/conv.py); no BLAS, no layout changes.
 "direct" is the one used (see ``choose``); "gemm" runs when a fused layer is pinned to it.
 ``gemm``/``grads`` (and the direct kernels) are shared with the fused layers of fastcnn.nn.fused.

@@ -25,7 +25,7 @@ class Sequential(Layer):
     On the CPU backend, ``forward``/``backward`` run a *plan* of the layers (``plan()``): each
     Conv2D → ReLU (→ MaxPool2D) as one fused Numba layer over the same parameters (same
     results; the pre-activation is never stored), inside fastcnn's thread scope
-    (``threads.compute()``: BLAS on one thread, the Numba kernels on all). ``fusion=False`` runs the
+    (``threads.compute()``: BLAS on one thread, Numba on all). ``fusion=False`` runs the
     layers one by one. ``layers``, ``parameters()``, ``summary()`` and checkpoints always
     show the layers as built.
     """

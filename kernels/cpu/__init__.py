@@ -2,10 +2,9 @@
 
 Every kernel is compiled on first use for the dtypes it meets (lazily: a run compiles only
 what it calls) and cached next to its source (``__pycache__``), so later runs load it.
-``on_first_compile(callback)`` lets a caller say so when a run does compile. The parallel ones run their shares on a small team of threads (team.py; as
-many as ``numba.get_num_threads()``). fastcnn calls these kernels inside
-``fastcnn.threads.compute()`` (BLAS on one thread, so OpenBLAS's workers never spin against
-the kernels' threads).
+``on_first_compile(callback)`` lets a caller say so when a run does compile. fastcnn calls
+these kernels inside ``fastcnn.threads.compute()`` (BLAS on one thread, so OpenBLAS's
+workers never spin against Numba's).
 """
 from __future__ import annotations
 

@@ -1,21 +1,17 @@
-"""Max and average pooling kernels (Numba), split over samples on a team of threads.
+"""Max and average pooling kernels (Numba), parallel over samples.
 
 Max:  y[n, c, u, v] = max over the window of xpad (padded with −inf), and
       arg[n, c, u, v] = the padded-plane index (i·Wp + j) of the window's FIRST maximum
       in row-major order — the tie rule every pooling path shares.
       backward: dxpad[n, c, arg] += dy[n, c, u, v].
 Avg:  y = Σ window / (kh·kw) (zero padding counted); backward adds dy / (kh·kw) to the window.
-
-Each public kernel is a plain function that allocates its output and runs the shares of a
-serial ``nogil`` kernel on team.py's threads: share t of nt computes samples t, t + nt, …
-(the same arithmetic per sample on any number of threads).
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from . import team
+from .options import PRANGE_ONLY
 
 OPTS = dict(cache=True, nogil=True)
 
@@ -75,10 +71,13 @@ def relu_maxpool_plane(plane, ow, bias, pkh, pkw, psh, psw, y2, a2):
                 a2[u, v] = -1
 
 
-@njit(**OPTS)
-def _maxpool_forward_share(xpad, kh, kw, sh, sw, oh, ow, y, arg, t, nt):
+@njit(parallel=PRANGE_ONLY, **OPTS)
+def maxpool_forward(xpad, kh, kw, sh, sw, oh, ow):
+    """xpad (N, C, Hp, Wp) -> y (N, C, oh, ow), arg int32 (N, C, oh, ow)."""
     n, c, hp, wp = xpad.shape
-    for k in range(t, n, nt):
+    y = np.empty((n, c, oh, ow), dtype=xpad.dtype)
+    arg = np.empty((n, c, oh, ow), dtype=np.int32)
+    for k in prange(n):
         for ci in range(c):
             plane = xpad[k, ci]
             for u in range(oh):
@@ -94,41 +93,30 @@ def _maxpool_forward_share(xpad, kh, kw, sh, sw, oh, ow, y, arg, t, nt):
                                 a = (i0 + p) * wp + j0 + q
                     y[k, ci, u, v] = m
                     arg[k, ci, u, v] = a
-
-
-def maxpool_forward(xpad, kh, kw, sh, sw, oh, ow):
-    """xpad (N, C, Hp, Wp) -> y (N, C, oh, ow), arg int32 (N, C, oh, ow)."""
-    n, c = xpad.shape[0], xpad.shape[1]
-    y = np.empty((n, c, oh, ow), dtype=xpad.dtype)
-    arg = np.empty((n, c, oh, ow), dtype=np.int32)
-    team.run(team.size(n), _maxpool_forward_share, (xpad, kh, kw, sh, sw, oh, ow, y, arg))
     return y, arg
 
 
-@njit(**OPTS)
-def _maxpool_backward_share(dy, arg, dx, t, nt):
+@njit(parallel=PRANGE_ONLY, **OPTS)
+def maxpool_backward(dy, arg, hp, wp):
+    """dy, arg (N, C, oh, ow) -> dxpad (N, C, Hp, Wp)."""
     n, c, oh, ow = dy.shape
-    for k in range(t, n, nt):
+    dx = np.empty((n, c, hp * wp), dtype=dy.dtype)
+    for k in prange(n):
         dx[k] = 0
         for ci in range(c):
             for u in range(oh):
                 for v in range(ow):
                     dx[k, ci, arg[k, ci, u, v]] += dy[k, ci, u, v]
-
-
-def maxpool_backward(dy, arg, hp, wp):
-    """dy, arg (N, C, oh, ow) -> dxpad (N, C, Hp, Wp)."""
-    n, c = dy.shape[0], dy.shape[1]
-    dx = np.empty((n, c, hp * wp), dtype=dy.dtype)
-    team.run(team.size(n), _maxpool_backward_share, (dy, arg, dx))
     return dx.reshape(n, c, hp, wp)
 
 
-@njit(**OPTS)
-def _avgpool_forward_share(xpad, kh, kw, sh, sw, oh, ow, y, t, nt):
+@njit(parallel=PRANGE_ONLY, **OPTS)
+def avgpool_forward(xpad, kh, kw, sh, sw, oh, ow):
+    """xpad (N, C, Hp, Wp) -> y (N, C, oh, ow)."""
     n, c = xpad.shape[0], xpad.shape[1]
+    y = np.empty((n, c, oh, ow), dtype=xpad.dtype)
     scale = 1.0 / (kh * kw)
-    for k in range(t, n, nt):
+    for k in prange(n):
         for ci in range(c):
             for u in range(oh):
                 for v in range(ow):
@@ -137,21 +125,16 @@ def _avgpool_forward_share(xpad, kh, kw, sh, sw, oh, ow, y, t, nt):
                         for q in range(kw):
                             s += xpad[k, ci, u * sh + p, v * sw + q]
                     y[k, ci, u, v] = s * scale
-
-
-def avgpool_forward(xpad, kh, kw, sh, sw, oh, ow):
-    """xpad (N, C, Hp, Wp) -> y (N, C, oh, ow)."""
-    n, c = xpad.shape[0], xpad.shape[1]
-    y = np.empty((n, c, oh, ow), dtype=xpad.dtype)
-    team.run(team.size(n), _avgpool_forward_share, (xpad, kh, kw, sh, sw, oh, ow, y))
     return y
 
 
-@njit(**OPTS)
-def _avgpool_backward_share(dy, kh, kw, sh, sw, dx, t, nt):
+@njit(parallel=PRANGE_ONLY, **OPTS)
+def avgpool_backward(dy, kh, kw, sh, sw, hp, wp):
+    """dy (N, C, oh, ow) -> dxpad (N, C, Hp, Wp)."""
     n, c, oh, ow = dy.shape
+    dx = np.empty((n, c, hp, wp), dtype=dy.dtype)
     scale = 1.0 / (kh * kw)
-    for k in range(t, n, nt):
+    for k in prange(n):
         dx[k] = 0
         for ci in range(c):
             for u in range(oh):
@@ -160,11 +143,4 @@ def _avgpool_backward_share(dy, kh, kw, sh, sw, dx, t, nt):
                     for p in range(kh):
                         for q in range(kw):
                             dx[k, ci, u * sh + p, v * sw + q] += g
-
-
-def avgpool_backward(dy, kh, kw, sh, sw, hp, wp):
-    """dy (N, C, oh, ow) -> dxpad (N, C, Hp, Wp)."""
-    n, c = dy.shape[0], dy.shape[1]
-    dx = np.empty((n, c, hp, wp), dtype=dy.dtype)
-    team.run(team.size(n), _avgpool_backward_share, (dy, kh, kw, sh, sw, dx))
     return dx

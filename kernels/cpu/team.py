@@ -14,15 +14,10 @@ The workers start on first use, wait on a lock between calls (no spinning), are 
 threads (they never keep the interpreter alive), and are shared by the whole process. A call
 made while another thread's call holds the team runs its shares one after the other on its
 own thread: correct, never blocked, just not parallel.
-
-The team's size is Numba's thread count for the calling thread (``numba.set_num_threads``,
-which ``fastcnn.settings(threads=...)`` sets): ``size(n)`` for n pieces of work.
 """
 from __future__ import annotations
 
 import threading
-
-import numba
 
 
 class _Worker:
@@ -57,11 +52,6 @@ class _Worker:
         e, self._error = self._error, None
         if e is not None:
             raise e
-
-
-def size(n: int) -> int:
-    """The number of shares for n independent pieces of work: numba.get_num_threads(), at most n, at least 1."""
-    return max(1, min(numba.get_num_threads(), n))
 
 
 _workers: list = []
