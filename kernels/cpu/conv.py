@@ -1,4 +1,4 @@
-"""Direct convolution, a group of samples at a time, its shares on a team of threads (Numba).
+"""Direct convolution, a group of samples at a time, all inside one parallel region (Numba).
 
 For a group of G samples the receptive fields are unrolled side by side into a buffer that
 stays in cache (sample v in columns v·L … v·L + L − 1):
@@ -16,10 +16,8 @@ LeNet-5 conv2 backward 1.28 → 0.96 ms, compact conv2 1.94 → 1.60 ms going fr
 columns). Buffers are (K, G, L), indexed cols[k, v], so that every row the helpers touch is
 C-contiguous (column slices of a 2-D buffer were not vectorised).
 ``nt`` threads own disjoint groups (t, t + nt, ...); weight gradients are summed per thread,
-then across threads. The caller passes nt = min(numba.get_num_threads(), N). The kernels are
-serial ``nogil`` functions of one share; ``team.run`` runs the nt shares on as many threads
-(a ``prange`` kernel computed the same but took twice as long to compile: see team.py).
-No BLAS call, so these threads never wait on (or fight with) OpenBLAS's.
+then across threads. The caller passes nt = min(numba.get_num_threads(), N).
+No BLAS call, so Numba's threads never wait on (or fight with) OpenBLAS's.
 
 The fused variants (Conv2D → ReLU → MaxPool2D) apply bias, ReLU and pooling to z while it is
 still in cache and keep the argmax; their backward scatters dy to the argmax (see pool.py for
@@ -28,9 +26,9 @@ the tie rule: first maximum in row-major order).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from . import team
+from .options import PRANGE_ONLY
 from .pool import relu_maxpool_plane
 from .unroll import fold, unroll
 
@@ -144,39 +142,33 @@ def _grads(w2, cols, dz, dw, db, dcols, nl, need_dx):
                 out[l] += a * dr[l]
 
 
-@njit(**OPTS)
-def _forward_share(xpad, w2, b, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, g, y, arg, t, nt):
-    """Thread t's share of every direct forward: groups of g samples starting at t·g, t·g + nt·g, …
-    Without ``pool``: y = z (N, F, oh, ow), arg a dummy. With ``pool``: y = maxpool(relu(z))
-    (N, F, poh, pow) and arg int32 (same shape) = i·ow + j of the window's first maximum of z,
-    or −1 where that maximum is ≤ 0 (ReLU passes no gradient); relu(max z) = max relu(z):
-    ReLU is monotonic."""
+@njit(parallel=PRANGE_ONLY, **OPTS)
+def _forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, poh, pow_, g, nt):
+    """The forward of every direct kernel, g samples per group. Without ``pool``: y = z
+    (N, F, oh, ow), arg a dummy. With ``pool``: y = maxpool(relu(z)) (N, F, poh, pow) and
+    arg int32 (same shape) = i·ow + j of the window's first maximum of z, or −1 where that
+    maximum is ≤ 0 (ReLU passes no gradient); relu(max z) = max relu(z): ReLU is monotonic."""
     n = xpad.shape[0]
     nf, nk = w2.shape
     nl = oh * ow
-    yl = y.reshape(n, nf, -1)
-    zero = xpad.dtype.type(0)  # z already holds the bias
-    cols = np.empty((nk, g, nl), dtype=xpad.dtype)
-    z = np.empty((nf, g, nl), dtype=xpad.dtype)
-    for s0 in range(t * g, n, nt * g):
-        m = min(g, n - s0)
-        for j in range(m):
-            unroll(xpad[s0 + j], kh, kw, sh, sw, oh, ow, cols, j)
-        _matmul(w2, b, cols.reshape(nk, g * nl), z.reshape(nf, g * nl), m * nl)
-        for j in range(m):
-            for f in range(nf):
-                if pool:
-                    relu_maxpool_plane(z[f, j], ow, zero, pkh, pkw, psh, psw, y[s0 + j, f], arg[s0 + j, f])
-                else:
-                    yl[s0 + j, f] = z[f, j]
-
-
-def _forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, poh, pow_, g, nt):
-    """Allocate the outputs and run the nt shares of _forward_share (team.run)."""
-    n, nf = xpad.shape[0], w2.shape[0]
     y = np.empty((n, nf, poh, pow_) if pool else (n, nf, oh, ow), dtype=xpad.dtype)
     arg = np.empty((n, nf, poh, pow_) if pool else (1, 1, 1, 1), dtype=np.int32)
-    team.run(nt, _forward_share, (xpad, w2, b, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, g, y, arg))
+    yl = y.reshape(n, nf, -1)
+    zero = xpad.dtype.type(0)  # z already holds the bias
+    for t in prange(nt):
+        cols = np.empty((nk, g, nl), dtype=xpad.dtype)
+        z = np.empty((nf, g, nl), dtype=xpad.dtype)
+        for s0 in range(t * g, n, nt * g):
+            m = min(g, n - s0)
+            for j in range(m):
+                unroll(xpad[s0 + j], kh, kw, sh, sw, oh, ow, cols, j)
+            _matmul(w2, b, cols.reshape(nk, g * nl), z.reshape(nf, g * nl), m * nl)
+            for j in range(m):
+                for f in range(nf):
+                    if pool:
+                        relu_maxpool_plane(z[f, j], ow, zero, pkh, pkw, psh, psw, y[s0 + j, f], arg[s0 + j, f])
+                    else:
+                        yl[s0 + j, f] = z[f, j]
     return y, arg
 
 
@@ -198,58 +190,49 @@ def conv_relu_maxpool_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, pkh, pkw, psh
 PLAIN, RELU, MAXPOOL = 0, 1, 2  # how a backward pass turns dy into dz
 
 
-@njit(**OPTS)
-def _backward_share(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, dxpad, dw_t, db_t, t, nt):
-    """Thread t's share of every direct backward (the groups of _forward_share); ``mode`` says
-    how dz (F, oh·ow) comes from dy:
+@njit(parallel=PRANGE_ONLY, **OPTS)
+def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, nt):
+    """The backward of every direct kernel; ``mode`` says how dz (F, oh·ow) comes from dy:
     PLAIN dz = dy;  RELU dz = dy · [aux > 0] (aux = the layer's output y);
     MAXPOOL dz = dy (N, F, poh, pow) scattered to aux = arg (−1: no gradient).
-    Writes its samples of dxpad (N, C, Hp, Wp) (when need_dx) and adds its sums to dw_t[t]
-    (F, C·kh·kw) and db_t[t] (F,)."""
+    Returns dxpad (N, C, Hp, Wp) (or a dummy), dw (F, C·kh·kw), db (F,)."""
     n, nf = dy.shape[0], dy.shape[1]
     nk = w2.shape[1]
     nl = oh * ow
-    dw, db = dw_t[t], db_t[t]
-    cols = np.empty((nk, g, nl), dtype=xpad.dtype)
-    dz = np.zeros((nf, g, nl), dtype=xpad.dtype)
-    dcols = np.empty((nk, g, nl) if need_dx else (1, 1, 1), dtype=xpad.dtype)
-    for s0 in range(t * g, n, nt * g):
-        m = min(g, n - s0)
-        for j in range(m):
-            s = s0 + j
-            if mode == MAXPOOL:
-                for f in range(nf):
-                    dzr = dz[f, j]
-                    dzr[:] = 0
-                    for u in range(dy.shape[2]):
-                        for v in range(dy.shape[3]):
-                            a = int(aux[s, f, u, v])
-                            if a >= 0:
-                                dzr[a] += dy[s, f, u, v]
-            else:
-                for f in range(nf):
-                    dzr = dz[f, j]
-                    for i in range(oh):
-                        for jj in range(ow):
-                            gr = dy[s, f, i, jj]
-                            dzr[i * ow + jj] = gr if mode == PLAIN or aux[s, f, i, jj] > 0 else 0
-            unroll(xpad[s], kh, kw, sh, sw, oh, ow, cols, j)
-        _grads(w2, cols.reshape(nk, g * nl), dz.reshape(nf, g * nl), dw, db,
-               dcols.reshape(nk, g * nl) if need_dx else dcols.reshape(1, 1), m * nl, need_dx)
-        if need_dx:
-            for j in range(m):
-                dxpad[s0 + j] = 0
-                fold(dcols, kh, kw, sh, sw, oh, ow, dxpad[s0 + j], j)
-
-
-def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, nt):
-    """Run the nt shares of _backward_share (team.run) and sum the per-thread weight gradients.
-    Returns dxpad (N, C, Hp, Wp) (or a dummy), dw (F, C·kh·kw), db (F,)."""
-    nf = dy.shape[1]
-    dw_t = np.zeros((nt, nf, w2.shape[1]), dtype=w2.dtype)
+    dw_t = np.zeros((nt, nf, nk), dtype=w2.dtype)
     db_t = np.zeros((nt, nf), dtype=w2.dtype)
     dxpad = np.empty(xpad.shape if need_dx else (1, 1, 1, 1), dtype=xpad.dtype)
-    team.run(nt, _backward_share, (xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, dxpad, dw_t, db_t))
+    for t in prange(nt):
+        cols = np.empty((nk, g, nl), dtype=xpad.dtype)
+        dz = np.zeros((nf, g, nl), dtype=xpad.dtype)
+        dcols = np.empty((nk, g, nl) if need_dx else (1, 1, 1), dtype=xpad.dtype)
+        for s0 in range(t * g, n, nt * g):
+            m = min(g, n - s0)
+            for j in range(m):
+                s = s0 + j
+                if mode == MAXPOOL:
+                    for f in range(nf):
+                        dzr = dz[f, j]
+                        dzr[:] = 0
+                        for u in range(dy.shape[2]):
+                            for v in range(dy.shape[3]):
+                                a = int(aux[s, f, u, v])
+                                if a >= 0:
+                                    dzr[a] += dy[s, f, u, v]
+                else:
+                    for f in range(nf):
+                        dzr = dz[f, j]
+                        for i in range(oh):
+                            for jj in range(ow):
+                                gr = dy[s, f, i, jj]
+                                dzr[i * ow + jj] = gr if mode == PLAIN or aux[s, f, i, jj] > 0 else 0
+                unroll(xpad[s], kh, kw, sh, sw, oh, ow, cols, j)
+            _grads(w2, cols.reshape(nk, g * nl), dz.reshape(nf, g * nl), dw_t[t], db_t[t],
+                   dcols.reshape(nk, g * nl) if need_dx else dcols.reshape(1, 1), m * nl, need_dx)
+            if need_dx:
+                for j in range(m):
+                    dxpad[s0 + j] = 0
+                    fold(dcols, kh, kw, sh, sw, oh, ow, dxpad[s0 + j], j)
     return dxpad, dw_t.sum(axis=0), db_t.sum(axis=0)
 
 
