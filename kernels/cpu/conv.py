@@ -195,7 +195,9 @@ def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, nt):
     """The backward of every direct kernel; ``mode`` says how dz (F, oh·ow) comes from dy:
     PLAIN dz = dy;  RELU dz = dy · [aux > 0] (aux = the layer's output y);
     MAXPOOL dz = dy (N, F, poh, pow) scattered to aux = arg (−1: no gradient).
-    Returns dxpad (N, C, Hp, Wp) (or a dummy), dw (F, C·kh·kw), db (F,)."""
+    Returns dxpad (N, C, Hp, Wp) (or a dummy) and the per-thread sums dw_t (nt, F, C·kh·kw),
+    db_t (nt, F); the callers add them up (_summed) in NumPy: an axis sum inside the kernel
+    cost ≈ 2 s of its first compilation (bounds checks and their error messages)."""
     n, nf = dy.shape[0], dy.shape[1]
     nk = w2.shape[1]
     nl = oh * ow
@@ -233,21 +235,27 @@ def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, nt):
                 for j in range(m):
                     dxpad[s0 + j] = 0
                     fold(dcols, kh, kw, sh, sw, oh, ow, dxpad[s0 + j], j)
+    return dxpad, dw_t, db_t
+
+
+def _summed(out):
+    dxpad, dw_t, db_t = out
     return dxpad, dw_t.sum(axis=0), db_t.sum(axis=0)
 
 
 def conv_backward(xpad, w2, dy, kh, kw, sh, sw, need_dx, nt):
     """dy (N, F, oh, ow) -> dxpad, dw (F, C·kh·kw), db (F,): the backward of conv_forward."""
-    return _backward(xpad, w2, dy, dy, PLAIN, kh, kw, sh, sw, dy.shape[2], dy.shape[3], need_dx,
-                     _g(w2, dy.shape[2] * dy.shape[3], dy, nt), nt)
+    return _summed(_backward(xpad, w2, dy, dy, PLAIN, kh, kw, sh, sw, dy.shape[2], dy.shape[3], need_dx,
+                             _g(w2, dy.shape[2] * dy.shape[3], dy, nt), nt))
 
 
 def relu_mask_conv_backward(xpad, w2, dy, y, kh, kw, sh, sw, need_dx, nt):
     """The backward of relu(conv(xpad)) with y its output: dz = dy · [y > 0]."""
-    return _backward(xpad, w2, dy, y, RELU, kh, kw, sh, sw, dy.shape[2], dy.shape[3], need_dx,
-                     _g(w2, dy.shape[2] * dy.shape[3], dy, nt), nt)
+    return _summed(_backward(xpad, w2, dy, y, RELU, kh, kw, sh, sw, dy.shape[2], dy.shape[3], need_dx,
+                             _g(w2, dy.shape[2] * dy.shape[3], dy, nt), nt))
 
 
 def conv_relu_maxpool_backward(xpad, w2, dy, arg, kh, kw, sh, sw, oh, ow, need_dx, nt):
     """dy, arg (N, F, poh, pow) -> the backward of conv_relu_maxpool_forward."""
-    return _backward(xpad, w2, dy, arg, MAXPOOL, kh, kw, sh, sw, oh, ow, need_dx, _g(w2, oh * ow, dy, nt), nt)
+    return _summed(_backward(xpad, w2, dy, arg, MAXPOOL, kh, kw, sh, sw, oh, ow, need_dx,
+                             _g(w2, oh * ow, dy, nt), nt))
