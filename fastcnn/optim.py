@@ -219,13 +219,12 @@ class Adam(Optimizer):
         _check_wd(weight_decay)
         self.betas, self.eps, self.weight_decay = (float(betas[0]), float(betas[1])), float(eps), float(weight_decay)
         super().__init__(params, lr)
+        self._flat = {}  # parameter index -> (w, m, v and their flat views), for step()
 
     def _update(self, i, p, f):
         w, g = p.data, p.grad
         xp = backend.array_module(w)
         b1, b2 = self.betas
-        if self.cpu_kernel and xp is np and w.flags.c_contiguous and g.flags.c_contiguous:
-            return self._update_cpu(i, p, f)
         s = self._scratch(p, 0)
         if self.weight_decay and self.decoupled:
             w *= f(1.0 - self.lr * self.weight_decay)           # w -= lr·wd·w
@@ -250,17 +249,40 @@ class Adam(Optimizer):
         s *= f(self.lr / (1.0 - b1 ** t))                       # s = lr·m̂ / (sqrt(v̂) + eps)
         w -= s
 
-    def _update_cpu(self, i, p, f):
-        """The same update as one Numba loop (fastcnn.kernels.cpu.optim), bit for bit."""
+    def step(self) -> None:
+        """Update every parameter that has a gradient, in place; on the CPU with one Numba loop
+        per parameter (fastcnn.kernels.cpu.optim), bit for bit the array path's result, with
+        the step's scalars computed once per dtype and each parameter's flat views kept."""
+        if not self.cpu_kernel:
+            return super().step()
         from .kernels.cpu.optim import DECOUPLED, L2, NONE, adam_update
 
+        self.steps += 1
+        mode = (DECOUPLED if self.decoupled else L2) if self.weight_decay else NONE
+        consts = {}
+        flats = self._flat
+        for i, p in enumerate(self.params):
+            g, w = p.grad, p.data
+            if g is None:
+                continue
+            if type(w) is not np.ndarray or not (w.flags.c_contiguous and g.flags.c_contiguous):
+                self._update(i, p, w.dtype.type)
+                continue
+            s = consts.get(w.dtype)
+            if s is None:
+                s = consts[w.dtype] = self._constants(w.dtype)
+            f = flats.get(i)
+            if f is None or f[0] is not w or f[1] is not self.state["m"][i] or f[2] is not self.state["v"][i]:
+                m, v = self._buf("m", i, p), self._buf("v", i, p)
+                f = flats[i] = (w, m, v, w.reshape(-1), m.reshape(-1), v.reshape(-1))
+            adam_update(f[3], g.reshape(-1), f[4], f[5], s, mode)
+
+    def _constants(self, dtype):
+        """The scalars of adam_update for this step, in ``dtype`` (cast one by one, as the array path does)."""
         b1, b2 = self.betas
         t = self.steps
-        m, v = self._buf("m", i, p), self._buf("v", i, p)
-        mode = (DECOUPLED if self.decoupled else L2) if self.weight_decay else NONE
-        adam_update(p.data.reshape(-1), p.grad.reshape(-1), m.reshape(-1), v.reshape(-1), f(b1), f(1.0 - b1),
-                    f(b2), f(1.0 - b2), f(self.lr / (1.0 - b1 ** t)), f(1.0 / math.sqrt(1.0 - b2 ** t)),
-                    f(self.eps), f(self.weight_decay), f(1.0 - self.lr * self.weight_decay), mode)
+        return np.array([b1, 1.0 - b1, b2, 1.0 - b2, self.lr / (1.0 - b1 ** t), 1.0 / math.sqrt(1.0 - b2 ** t),
+                         self.eps, self.weight_decay, 1.0 - self.lr * self.weight_decay], dtype=dtype)
 
     def _hyper(self):
         return {"lr": self.lr, "betas": self.betas, "eps": self.eps, "weight_decay": self.weight_decay}

@@ -317,3 +317,32 @@ def test_adam_cpu_kernel_equals_the_array_path_bit_for_bit(cls, wd, dtype):
         np.testing.assert_array_equal(a, b)
     for k in runs[0][1]:
         np.testing.assert_array_equal(runs[0][1][k], runs[1][1][k])
+
+
+def test_adam_cpu_kernel_after_load_state_dict_uses_the_loaded_buffers():
+    """step() keeps flat views of each parameter's buffers; loading a state replaces the buffers,
+    and the next step must use the loaded ones (as the array path does)."""
+    from fastcnn import optim
+    from fastcnn.nn.module import Parameter
+
+    rng = np.random.default_rng(1)
+    w0 = rng.standard_normal((4, 3)).astype(np.float32)
+    grads = [rng.standard_normal((4, 3)).astype(np.float32) for _ in range(4)]
+    results = []
+    for kernel in (True, False):
+        p = Parameter(w0.copy(), "w")
+        opt = optim.Adam([p], lr=1e-2)
+        opt.cpu_kernel = kernel
+        for g in grads[:2]:
+            p.grad[...] = g
+            opt.step()
+        saved = opt.state_dict()
+        p.grad[...] = grads[2]
+        opt.step()  # moves m and v on
+        opt.load_state_dict(saved)
+        p.grad[...] = grads[3]
+        opt.step()
+        results.append((p.data.copy(), opt.state_dict()))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    for k in results[0][1]:
+        np.testing.assert_array_equal(results[0][1][k], results[1][1][k])
