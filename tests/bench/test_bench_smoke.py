@@ -5,13 +5,13 @@ a reader of the tables relies on: every algorithm's row for every layer, with th
 totals, GFLOP/s and speed-ups that follow from the times and the layer's FLOP count; and the
 Markdown table saying what the CSV says.
 """
-import importlib.util
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from script_loader import load_script
 from fastcnn import cli
 from fastcnn.bench import conv as bench_conv
 from fastcnn import tables
@@ -124,10 +124,7 @@ def test_text_and_csv_tables_for_a_fixed_input(tmp_path):
 
 
 def _vs_torch():
-    spec = importlib.util.spec_from_file_location("fastcnn_vs_torch", ROOT / "benchmarks" / "vs_torch.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/vs_torch.py", "fastcnn_vs_torch")
 
 
 def test_bench_restores_settings_when_it_raises(tmp_path, monkeypatch, capsys):

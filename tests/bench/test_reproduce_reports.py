@@ -1,16 +1,11 @@
 """scripts/reproduce_reports.py: seeds per row, median and spread, and the computed verdict."""
-import importlib.util
 import json
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from script_loader import load_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("reproduce_reports", ROOT / "scripts" / "reproduce_reports.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("scripts/reproduce_reports.py", "reproduce_reports")
 
 
 def test_verdict_compares_the_reported_figure_with_the_seeds_spread():

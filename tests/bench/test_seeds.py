@@ -1,21 +1,18 @@
 """Smoke test of benchmarks/seeds.py: two tiny seeds write the table (per seed + median/min/max)."""
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from script_loader import load_script
 from fastcnn.tables import read_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("bench_seeds", ROOT / "benchmarks" / "seeds.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/seeds.py", "bench_seeds")
 
 
 def test_two_seeds_write_the_table_and_summary(tmp_path, capsys, small_npz):
