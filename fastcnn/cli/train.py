@@ -11,6 +11,8 @@ from .options import positive_int
 
 #: argparse types named in TrainConfig's field metadata (config.setting)
 _TYPES = {"positive_int": positive_int}
+#: annotations ("int | None", "float") whose options parse as numbers
+_NUMBERS = {"int": int, "float": float}
 
 
 def add_config_options(p) -> None:
@@ -34,10 +36,8 @@ def add_config_options(p) -> None:
                 meta = {**meta, "help": "turn off " + meta["help"]}
             else:
                 kw["action"] = "store_true"
-        elif "type" not in kw and "choices" not in kw:
-            for name, t in (("int", int), ("float", float)):
-                if ann.split(" ")[0] == name:
-                    kw["type"] = t
+        elif "type" not in kw and "choices" not in kw and ann.split(" ")[0] in _NUMBERS:
+            kw["type"] = _NUMBERS[ann.split(" ")[0]]
         p.add_argument(flag, dest=f.name, default=None, help=meta["help"] or None, **kw)
 
 

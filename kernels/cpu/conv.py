@@ -197,7 +197,7 @@ def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, nt):
     MAXPOOL dz = dy (N, F, poh, pow) scattered to aux = arg (−1: no gradient).
     Returns dxpad (N, C, Hp, Wp) (or a dummy) and the per-thread sums dw_t (nt, F, C·kh·kw),
     db_t (nt, F); the callers add them up (_summed) in NumPy: an axis sum inside the kernel
-    cost ≈ 2 s of its first compilation (bounds checks and their error messages)."""
+    cost ≈ 3 s of its first compilation (bounds checks and their error messages)."""
     n, nf = dy.shape[0], dy.shape[1]
     nk = w2.shape[1]
     nl = oh * ow
