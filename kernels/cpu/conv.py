@@ -15,8 +15,10 @@ overhead and in the horizontal sums of the dW dot products (interleaved A/B, bat
 LeNet-5 conv2 backward 1.28 → 0.96 ms, compact conv2 1.94 → 1.60 ms going from ~64 to ~512
 columns). Buffers are (K, G, L), indexed cols[k, v], so that every row the helpers touch is
 C-contiguous (column slices of a 2-D buffer were not vectorised).
-``nt`` threads own disjoint groups (t, t + nt, ...); weight gradients are summed per thread,
-then across threads. The caller passes nt = min(numba.get_num_threads(), N).
+``nt`` threads own disjoint groups (t, t + nt, ...): each kernel is a serial *share* function
+of one thread's groups, run on Numba's threads by launch.Shares (compiled once, not twice as a
+prange body would be); weight gradients are summed per thread, then across threads. The
+caller passes nt = min(numba.get_num_threads(), N).
 No BLAS call, so Numba's threads never wait on (or fight with) OpenBLAS's.
 
 The fused variants (Conv2D → ReLU → MaxPool2D) apply bias, ReLU and pooling to z while it is
@@ -26,9 +28,9 @@ the tie rule: first maximum in row-major order).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from .options import PRANGE_ONLY
+from .launch import Shares
 from .pool import relu_maxpool_plane
 from .unroll import fold, unroll
 
@@ -142,34 +144,36 @@ def _grads(w2, cols, dz, dw, db, dcols, nl, need_dx):
                 out[l] += a * dr[l]
 
 
-@njit(parallel=PRANGE_ONLY, **OPTS)
-def _forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, poh, pow_, g, nt):
-    """The forward of every direct kernel, g samples per group. Without ``pool``: y = z
-    (N, F, oh, ow), arg a dummy. With ``pool``: y = maxpool(relu(z)) (N, F, poh, pow) and
-    arg int32 (same shape) = i·ow + j of the window's first maximum of z, or −1 where that
-    maximum is ≤ 0 (ReLU passes no gradient); relu(max z) = max relu(z): ReLU is monotonic."""
+@njit(**OPTS)
+def _forward_share(t, xpad, w2, b, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, g, nt, y, arg):
+    """Thread t's part of every direct forward: the groups of g samples starting at t·g,
+    (t + nt)·g, … Without ``pool``: y = z (N, F, oh, ow), arg a dummy. With ``pool``:
+    y = maxpool(relu(z)) (N, F, poh, pow) and arg int32 (same shape) = i·ow + j of the window's
+    first maximum of z, or −1 where that maximum is ≤ 0 (ReLU passes no gradient);
+    relu(max z) = max relu(z): ReLU is monotonic."""
     n = xpad.shape[0]
     nf, nk = w2.shape
     nl = oh * ow
-    y = np.empty((n, nf, poh, pow_) if pool else (n, nf, oh, ow), dtype=xpad.dtype)
-    arg = np.empty((n, nf, poh, pow_) if pool else (1, 1, 1, 1), dtype=np.int32)
     yl = y.reshape(n, nf, -1)
     zero = xpad.dtype.type(0)  # z already holds the bias
-    for t in prange(nt):
-        cols = np.empty((nk, g, nl), dtype=xpad.dtype)
-        z = np.empty((nf, g, nl), dtype=xpad.dtype)
-        for s0 in range(t * g, n, nt * g):
-            m = min(g, n - s0)
-            for j in range(m):
-                unroll(xpad[s0 + j], kh, kw, sh, sw, oh, ow, cols, j)
-            _matmul(w2, b, cols.reshape(nk, g * nl), z.reshape(nf, g * nl), m * nl)
-            for j in range(m):
-                for f in range(nf):
-                    if pool:
-                        relu_maxpool_plane(z[f, j], ow, zero, pkh, pkw, psh, psw, y[s0 + j, f], arg[s0 + j, f])
-                    else:
-                        yl[s0 + j, f] = z[f, j]
-    return y, arg
+    cols = np.empty((nk, g, nl), dtype=xpad.dtype)
+    z = np.empty((nf, g, nl), dtype=xpad.dtype)
+    for s0 in range(t * g, n, nt * g):
+        m = min(g, n - s0)
+        for j in range(m):
+            unroll(xpad[s0 + j], kh, kw, sh, sw, oh, ow, cols, j)
+        _matmul(w2, b, cols.reshape(nk, g * nl), z.reshape(nf, g * nl), m * nl)
+        for j in range(m):
+            for f in range(nf):
+                if pool:
+                    relu_maxpool_plane(z[f, j], ow, zero, pkh, pkw, psh, psw, y[s0 + j, f], arg[s0 + j, f])
+                else:  # an element loop: a slice assignment compiles a shape check's message (≈ 2 s)
+                    src, dst = z[f, j], yl[s0 + j, f]
+                    for l in range(nl):
+                        dst[l] = src[l]
+
+
+_forward = Shares(_forward_share)
 
 
 def _g(w2, l, x, nt):
@@ -178,63 +182,80 @@ def _g(w2, l, x, nt):
 
 def conv_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, nt):
     """xpad (N, C, Hp, Wp), w2 (F, C·kh·kw), b (F,) -> y (N, F, oh, ow)."""
-    return _forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, False, 1, 1, 1, 1, 1, 1, _g(w2, oh * ow, xpad, nt), nt)[0]
+    y = np.empty((len(xpad), len(w2), oh, ow), dtype=xpad.dtype)
+    _forward(nt, xpad, w2, b, kh, kw, sh, sw, oh, ow, False, 1, 1, 1, 1, _g(w2, oh * ow, xpad, nt), nt,
+             y, _NO_ARG)
+    return y
 
 
 def conv_relu_maxpool_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, pkh, pkw, psh, psw, poh, pow_, nt):
-    """maxpool(relu(conv(xpad))) -> y, arg (N, F, poh, pow); see _forward."""
-    return _forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, True, pkh, pkw, psh, psw, poh, pow_,
-                    _g(w2, oh * ow, xpad, nt), nt)
+    """maxpool(relu(conv(xpad))) -> y, arg (N, F, poh, pow); see _forward_share."""
+    y = np.empty((len(xpad), len(w2), poh, pow_), dtype=xpad.dtype)
+    arg = np.empty(y.shape, dtype=np.int32)
+    _forward(nt, xpad, w2, b, kh, kw, sh, sw, oh, ow, True, pkh, pkw, psh, psw, _g(w2, oh * ow, xpad, nt), nt,
+             y, arg)
+    return y, arg
+
+
+_NO_ARG = np.empty((1, 1, 1, 1), dtype=np.int32)  # the unpooled forward's (unused) arg
 
 
 PLAIN, RELU, MAXPOOL = 0, 1, 2  # how a backward pass turns dy into dz
 
 
-@njit(parallel=PRANGE_ONLY, **OPTS)
-def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, nt):
-    """The backward of every direct kernel; ``mode`` says how dz (F, oh·ow) comes from dy:
+@njit(**OPTS)
+def _backward_share(t, xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, nt, dxpad, dw_t, db_t):
+    """Thread t's part of every direct backward (the groups of _forward_share). ``mode`` says
+    how dz (F, oh·ow) comes from dy:
     PLAIN dz = dy;  RELU dz = dy · [aux > 0] (aux = the layer's output y);
     MAXPOOL dz = dy (N, F, poh, pow) scattered to aux = arg (−1: no gradient).
-    Returns dxpad (N, C, Hp, Wp) (or a dummy) and the per-thread sums dw_t (nt, F, C·kh·kw),
-    db_t (nt, F); the callers add them up (_summed) in NumPy: an axis sum inside the kernel
-    cost ≈ 3 s of its first compilation (bounds checks and their error messages)."""
+    Writes dxpad (N, C, Hp, Wp) (when need_dx) and adds this thread's sums to dw_t[t]
+    (F, C·kh·kw) and db_t[t] (F,); the callers add the nt rows up (_summed) in NumPy."""
     n, nf = dy.shape[0], dy.shape[1]
     nk = w2.shape[1]
     nl = oh * ow
+    cols = np.empty((nk, g, nl), dtype=xpad.dtype)
+    dz = np.zeros((nf, g, nl), dtype=xpad.dtype)
+    dcols = np.empty((nk, g, nl) if need_dx else (1, 1, 1), dtype=xpad.dtype)
+    for s0 in range(t * g, n, nt * g):
+        m = min(g, n - s0)
+        for j in range(m):
+            s = s0 + j
+            if mode == MAXPOOL:
+                for f in range(nf):
+                    dzr = dz[f, j]
+                    dzr[:] = 0
+                    for u in range(dy.shape[2]):
+                        for v in range(dy.shape[3]):
+                            a = int(aux[s, f, u, v])
+                            if a >= 0:
+                                dzr[a] += dy[s, f, u, v]
+            else:
+                for f in range(nf):
+                    dzr = dz[f, j]
+                    for i in range(oh):
+                        for jj in range(ow):
+                            gr = dy[s, f, i, jj]
+                            dzr[i * ow + jj] = gr if mode == PLAIN or aux[s, f, i, jj] > 0 else 0
+            unroll(xpad[s], kh, kw, sh, sw, oh, ow, cols, j)
+        _grads(w2, cols.reshape(nk, g * nl), dz.reshape(nf, g * nl), dw_t[t], db_t[t],
+               dcols.reshape(nk, g * nl) if need_dx else dcols.reshape(1, 1), m * nl, need_dx)
+        if need_dx:
+            for j in range(m):
+                dxpad[s0 + j] = 0
+                fold(dcols, kh, kw, sh, sw, oh, ow, dxpad[s0 + j], j)
+
+
+_backward_shares = Shares(_backward_share)
+
+
+def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, nt):
+    """-> dxpad (N, C, Hp, Wp) (or a dummy), dw_t (nt, F, C·kh·kw), db_t (nt, F)."""
+    nf, nk = w2.shape
     dw_t = np.zeros((nt, nf, nk), dtype=w2.dtype)
     db_t = np.zeros((nt, nf), dtype=w2.dtype)
     dxpad = np.empty(xpad.shape if need_dx else (1, 1, 1, 1), dtype=xpad.dtype)
-    for t in prange(nt):
-        cols = np.empty((nk, g, nl), dtype=xpad.dtype)
-        dz = np.zeros((nf, g, nl), dtype=xpad.dtype)
-        dcols = np.empty((nk, g, nl) if need_dx else (1, 1, 1), dtype=xpad.dtype)
-        for s0 in range(t * g, n, nt * g):
-            m = min(g, n - s0)
-            for j in range(m):
-                s = s0 + j
-                if mode == MAXPOOL:
-                    for f in range(nf):
-                        dzr = dz[f, j]
-                        dzr[:] = 0
-                        for u in range(dy.shape[2]):
-                            for v in range(dy.shape[3]):
-                                a = int(aux[s, f, u, v])
-                                if a >= 0:
-                                    dzr[a] += dy[s, f, u, v]
-                else:
-                    for f in range(nf):
-                        dzr = dz[f, j]
-                        for i in range(oh):
-                            for jj in range(ow):
-                                gr = dy[s, f, i, jj]
-                                dzr[i * ow + jj] = gr if mode == PLAIN or aux[s, f, i, jj] > 0 else 0
-                unroll(xpad[s], kh, kw, sh, sw, oh, ow, cols, j)
-            _grads(w2, cols.reshape(nk, g * nl), dz.reshape(nf, g * nl), dw_t[t], db_t[t],
-                   dcols.reshape(nk, g * nl) if need_dx else dcols.reshape(1, 1), m * nl, need_dx)
-            if need_dx:
-                for j in range(m):
-                    dxpad[s0 + j] = 0
-                    fold(dcols, kh, kw, sh, sw, oh, ow, dxpad[s0 + j], j)
+    _backward_shares(nt, xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, nt, dxpad, dw_t, db_t)
     return dxpad, dw_t, db_t
 
 
