@@ -145,7 +145,7 @@ def _grads(w2, cols, dz, dw, db, dcols, nl, need_dx):
 
 
 @njit(**OPTS)
-def _forward_share(t, xpad, w2, b, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, g, nt, y, arg):
+def _forward_share(t, nt, xpad, w2, b, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, g, y, arg):
     """Thread t's part of every direct forward: the groups of g samples starting at t·g,
     (t + nt)·g, … Without ``pool``: y = z (N, F, oh, ow), arg a dummy. With ``pool``:
     y = maxpool(relu(z)) (N, F, poh, pow) and arg int32 (same shape) = i·ow + j of the window's
@@ -183,8 +183,7 @@ def _g(w2, l, x, nt):
 def conv_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, nt):
     """xpad (N, C, Hp, Wp), w2 (F, C·kh·kw), b (F,) -> y (N, F, oh, ow)."""
     y = np.empty((len(xpad), len(w2), oh, ow), dtype=xpad.dtype)
-    _forward(nt, xpad, w2, b, kh, kw, sh, sw, oh, ow, False, 1, 1, 1, 1, _g(w2, oh * ow, xpad, nt), nt,
-             y, _NO_ARG)
+    _forward(nt, xpad, w2, b, kh, kw, sh, sw, oh, ow, False, 1, 1, 1, 1, _g(w2, oh * ow, xpad, nt), y, _NO_ARG)
     return y
 
 
@@ -192,8 +191,7 @@ def conv_relu_maxpool_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, pkh, pkw, psh
     """maxpool(relu(conv(xpad))) -> y, arg (N, F, poh, pow); see _forward_share."""
     y = np.empty((len(xpad), len(w2), poh, pow_), dtype=xpad.dtype)
     arg = np.empty(y.shape, dtype=np.int32)
-    _forward(nt, xpad, w2, b, kh, kw, sh, sw, oh, ow, True, pkh, pkw, psh, psw, _g(w2, oh * ow, xpad, nt), nt,
-             y, arg)
+    _forward(nt, xpad, w2, b, kh, kw, sh, sw, oh, ow, True, pkh, pkw, psh, psw, _g(w2, oh * ow, xpad, nt), y, arg)
     return y, arg
 
 
@@ -204,7 +202,7 @@ PLAIN, RELU, MAXPOOL = 0, 1, 2  # how a backward pass turns dy into dz
 
 
 @njit(**OPTS)
-def _backward_share(t, xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, nt, dxpad, dw_t, db_t):
+def _backward_share(t, nt, xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, dxpad, dw_t, db_t):
     """Thread t's part of every direct backward (the groups of _forward_share). ``mode`` says
     how dz (F, oh·ow) comes from dy:
     PLAIN dz = dy;  RELU dz = dy · [aux > 0] (aux = the layer's output y);
@@ -255,7 +253,7 @@ def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, nt):
     dw_t = np.zeros((nt, nf, nk), dtype=w2.dtype)
     db_t = np.zeros((nt, nf), dtype=w2.dtype)
     dxpad = np.empty(xpad.shape if need_dx else (1, 1, 1, 1), dtype=xpad.dtype)
-    _backward_shares(nt, xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, nt, dxpad, dw_t, db_t)
+    _backward_shares(nt, xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, dxpad, dw_t, db_t)
     return dxpad, dw_t, db_t
 
 

@@ -1,4 +1,5 @@
-"""im2col / col2im and layout kernels for the Numba convolution path (parallel over samples).
+"""im2col / col2im and layout kernels for the Numba convolution path (parallel over samples,
+launch.Shares).
 
 Column layout, one row per (c, p, q), one column per output position (n, i, j):
     cols[(c, p, q), (n, i, j)] = xpad[n, c, i·sh + p, j·sw + q]           (C·kh·kw, N·oh·ow)
@@ -11,92 +12,140 @@ z is in "CNHW" order; ``cnhw_to_nchw_bias`` and ``nchw_to_cnhw`` move between la
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from .options import PRANGE_ONLY
+from .launch import Shares, span, threads
 from .pool import relu_maxpool_plane
 from .unroll import fold, unroll
 
 OPTS = dict(cache=True, nogil=True)
 
 
-@njit(parallel=PRANGE_ONLY, **OPTS)
+@njit(**OPTS)
+def _im2col(t, nt, xpad, kh, kw, sh, sw, oh, ow, cols):
+    lo, hi = span(t, nt, xpad.shape[0])
+    for k in range(lo, hi):
+        unroll(xpad[k], kh, kw, sh, sw, oh, ow, cols, k)
+
+
+_im2col_shares = Shares(_im2col)
+
+
 def im2col(xpad, kh, kw, sh, sw, oh, ow):
     """xpad (N, C, Hp, Wp) -> cols (C·kh·kw, N·oh·ow)."""
     n, c = xpad.shape[0], xpad.shape[1]
     cols = np.empty((c * kh * kw, n, oh * ow), dtype=xpad.dtype)
-    for k in prange(n):
-        unroll(xpad[k], kh, kw, sh, sw, oh, ow, cols, k)
+    _im2col_shares(threads(n), xpad, kh, kw, sh, sw, oh, ow, cols)
     return cols.reshape(c * kh * kw, n * oh * ow)
 
 
-@njit(parallel=PRANGE_ONLY, **OPTS)
+@njit(**OPTS)
+def _col2im(t, nt, d, kh, kw, sh, sw, oh, ow, dx):
+    lo, hi = span(t, nt, dx.shape[0])
+    for k in range(lo, hi):
+        dx[k] = 0
+        fold(d, kh, kw, sh, sw, oh, ow, dx[k], k)
+
+
+_col2im_shares = Shares(_col2im)
+
+
 def col2im(dcols, n, c, hp, wp, kh, kw, sh, sw, oh, ow):
     """dcols (C·kh·kw, N·oh·ow) -> dxpad (N, C, Hp, Wp): every entry added back to the pixel it
     came from. Parallel over samples, so no two threads touch the same pixel (no atomics)."""
-    d = dcols.reshape(c * kh * kw, n, oh * ow)
+    d = np.ascontiguousarray(dcols).reshape(c * kh * kw, n, oh * ow)
     dx = np.empty((n, c, hp, wp), dtype=dcols.dtype)
-    for k in prange(n):
-        dx[k] = 0
-        fold(d, kh, kw, sh, sw, oh, ow, dx[k], k)
+    _col2im_shares(threads(n), d, kh, kw, sh, sw, oh, ow, dx)
     return dx
 
 
-@njit(parallel=PRANGE_ONLY, **OPTS)
-def cnhw_to_nchw_bias(z, b, n, oh, ow, relu):
-    """z (F, N·oh·ow) -> y (N, F, oh, ow) = z + b, and max(·, 0) when ``relu``."""
-    f = z.shape[0]
-    l = oh * ow
-    z3 = z.reshape(f, n, l)
-    y = np.empty((n, f, l), dtype=z.dtype)
-    for k in prange(n):
+@njit(**OPTS)
+def _cnhw_to_nchw_bias(t, nt, z3, b, relu, y):
+    f, n, l = z3.shape
+    lo, hi = span(t, nt, n)
+    for k in range(lo, hi):
         for fi in range(f):
             bb = b[fi]
             src = z3[fi, k]
             dst = y[k, fi]
             if relu:
-                for t in range(l):
-                    dst[t] = max(src[t] + bb, 0)
+                for i in range(l):
+                    dst[i] = max(src[i] + bb, 0)
             else:
-                for t in range(l):
-                    dst[t] = src[t] + bb
+                for i in range(l):
+                    dst[i] = src[i] + bb
+
+
+_cnhw_to_nchw_bias_shares = Shares(_cnhw_to_nchw_bias)
+
+
+def cnhw_to_nchw_bias(z, b, n, oh, ow, relu):
+    """z (F, N·oh·ow) -> y (N, F, oh, ow) = z + b, and max(·, 0) when ``relu``."""
+    f = z.shape[0]
+    y = np.empty((n, f, oh * ow), dtype=z.dtype)
+    _cnhw_to_nchw_bias_shares(threads(n), np.ascontiguousarray(z).reshape(f, n, oh * ow), b, bool(relu), y)
     return y.reshape(n, f, oh, ow)
 
 
-@njit(parallel=PRANGE_ONLY, **OPTS)
-def nchw_to_cnhw(dy):
-    """dy (N, F, oh, ow) -> (F, N·oh·ow)."""
-    n, f, oh, ow = dy.shape
-    l = oh * ow
-    d3 = dy.reshape(n, f, l)
-    out = np.empty((f, n, l), dtype=dy.dtype)
-    for k in prange(n):
+@njit(**OPTS)
+def _nchw_to_cnhw(t, nt, d3, out):
+    n, f, l = d3.shape
+    lo, hi = span(t, nt, n)
+    for k in range(lo, hi):
         for fi in range(f):
             src = d3[k, fi]
             dst = out[fi, k]
-            for t in range(l):
-                dst[t] = src[t]
-    return out.reshape(f, n * l)
+            for i in range(l):
+                dst[i] = src[i]
 
 
-@njit(parallel=PRANGE_ONLY, fastmath=True, **OPTS)
-def dot_rows(a, b):
-    """a (M, L), b (K, L) -> a @ bᵀ (M, K) as M·K long dot products: faster than BLAS when
-    M and K are tiny and L is long (a first layer's dW), where GEMM kernels cannot block."""
-    m, l = a.shape
+_nchw_to_cnhw_shares = Shares(_nchw_to_cnhw)
+
+
+def nchw_to_cnhw(dy):
+    """dy (N, F, oh, ow) -> (F, N·oh·ow)."""
+    n, f, oh, ow = dy.shape
+    out = np.empty((f, n, oh * ow), dtype=dy.dtype)
+    _nchw_to_cnhw_shares(threads(n), np.ascontiguousarray(dy).reshape(n, f, oh * ow), out)
+    return out.reshape(f, n * oh * ow)
+
+
+@njit(fastmath=True, **OPTS)
+def _dot_rows(t, nt, a, b, out):
     kk = b.shape[0]
-    out = np.empty((m, kk), dtype=a.dtype)
-    for idx in prange(m * kk):
+    lo, hi = span(t, nt, out.size)
+    for idx in range(lo, hi):
         r, s = idx // kk, idx % kk
         acc = a.dtype.type(0)
         ar, br = a[r], b[s]
-        for t in range(l):
-            acc += ar[t] * br[t]
+        for i in range(a.shape[1]):
+            acc += ar[i] * br[i]
         out[r, s] = acc
+
+
+_dot_rows_shares = Shares(_dot_rows)
+
+
+def dot_rows(a, b):
+    """a (M, L), b (K, L) -> a @ bᵀ (M, K) as M·K long dot products: faster than BLAS when
+    M and K are tiny and L is long (a first layer's dW), where GEMM kernels cannot block."""
+    out = np.empty((a.shape[0], b.shape[0]), dtype=a.dtype)
+    _dot_rows_shares(threads(out.size), a, b, out)
     return out
 
 
-@njit(parallel=PRANGE_ONLY, **OPTS)
+@njit(**OPTS)
+def _cnhw_bias_relu_maxpool(t, nt, z3, b, ow, pkh, pkw, psh, psw, y, arg):
+    f, n = z3.shape[0], z3.shape[1]
+    lo, hi = span(t, nt, n)
+    for k in range(lo, hi):
+        for fi in range(f):
+            relu_maxpool_plane(z3[fi, k], ow, b[fi], pkh, pkw, psh, psw, y[k, fi], arg[k, fi])
+
+
+_cnhw_bias_relu_maxpool_shares = Shares(_cnhw_bias_relu_maxpool)
+
+
 def cnhw_bias_relu_maxpool(z, b, n, oh, ow, pkh, pkw, psh, psw, poh, pow_):
     """Bias + ReLU + max-pooling of z (F, N·oh·ow) in one pass -> y (N, F, poh, pow), arg int32.
 
@@ -106,24 +155,18 @@ def cnhw_bias_relu_maxpool(z, b, n, oh, ow, pkh, pkw, psh, psw, poh, pow_):
     ReLU is monotonic (relu(max z) = max relu(z)); the pre-activation is never written.
     """
     f = z.shape[0]
-    l = oh * ow
-    z3 = z.reshape(f, n, l)
     y = np.empty((n, f, poh, pow_), dtype=z.dtype)
     arg = np.empty((n, f, poh, pow_), dtype=np.int32)
-    for k in prange(n):
-        for fi in range(f):
-            relu_maxpool_plane(z3[fi, k], ow, b[fi], pkh, pkw, psh, psw, y[k, fi], arg[k, fi])
+    _cnhw_bias_relu_maxpool_shares(threads(n), np.ascontiguousarray(z).reshape(f, n, oh * ow), b, ow,
+                                   pkh, pkw, psh, psw, y, arg)
     return y, arg
 
 
-@njit(parallel=PRANGE_ONLY, **OPTS)
-def maxpool_scatter_cnhw(dy, arg, oh, ow):
-    """dy, arg (N, F, poh, pow) -> dz (F, N·oh·ow): each dy added at its window's argmax
-    (entries with arg −1 are dropped), zeros elsewhere."""
+@njit(**OPTS)
+def _maxpool_scatter_cnhw(t, nt, dy, arg, dz):
     n, f, poh, pow_ = dy.shape
-    l = oh * ow
-    dz = np.empty((f, n, l), dtype=dy.dtype)
-    for k in prange(n):
+    lo, hi = span(t, nt, n)
+    for k in range(lo, hi):
         for fi in range(f):
             dz[fi, k] = 0
             for u in range(poh):
@@ -131,22 +174,40 @@ def maxpool_scatter_cnhw(dy, arg, oh, ow):
                     a = arg[k, fi, u, v]
                     if a >= 0:
                         dz[fi, k, a] += dy[k, fi, u, v]
-    return dz.reshape(f, n * l)
 
 
-@njit(parallel=PRANGE_ONLY, **OPTS)
-def nchw_to_cnhw_relu_mask(dy, y):
-    """dy · [y > 0] (N, F, oh, ow) -> (F, N·oh·ow): the ReLU backward fused into the layout change."""
-    n, f, oh, ow = dy.shape
-    l = oh * ow
-    d3 = dy.reshape(n, f, l)
-    y3 = y.reshape(n, f, l)
-    out = np.empty((f, n, l), dtype=dy.dtype)
-    for k in prange(n):
+_maxpool_scatter_cnhw_shares = Shares(_maxpool_scatter_cnhw)
+
+
+def maxpool_scatter_cnhw(dy, arg, oh, ow):
+    """dy, arg (N, F, poh, pow) -> dz (F, N·oh·ow): each dy added at its window's argmax
+    (entries with arg −1 are dropped), zeros elsewhere."""
+    n, f = dy.shape[0], dy.shape[1]
+    dz = np.empty((f, n, oh * ow), dtype=dy.dtype)
+    _maxpool_scatter_cnhw_shares(threads(n), dy, arg, dz)
+    return dz.reshape(f, n * oh * ow)
+
+
+@njit(**OPTS)
+def _nchw_to_cnhw_relu_mask(t, nt, d3, y3, out):
+    n, f, l = d3.shape
+    lo, hi = span(t, nt, n)
+    for k in range(lo, hi):
         for fi in range(f):
             src = d3[k, fi]
             msk = y3[k, fi]
             dst = out[fi, k]
-            for t in range(l):
-                dst[t] = src[t] if msk[t] > 0 else 0
-    return out.reshape(f, n * l)
+            for i in range(l):
+                dst[i] = src[i] if msk[i] > 0 else 0
+
+
+_nchw_to_cnhw_relu_mask_shares = Shares(_nchw_to_cnhw_relu_mask)
+
+
+def nchw_to_cnhw_relu_mask(dy, y):
+    """dy · [y > 0] (N, F, oh, ow) -> (F, N·oh·ow): the ReLU backward fused into the layout change."""
+    n, f, oh, ow = dy.shape
+    out = np.empty((f, n, oh * ow), dtype=dy.dtype)
+    _nchw_to_cnhw_relu_mask_shares(threads(n), np.ascontiguousarray(dy).reshape(n, f, oh * ow),
+                                   np.ascontiguousarray(y).reshape(n, f, oh * ow), out)
+    return out.reshape(f, n * oh * ow)

@@ -1,8 +1,9 @@
 """Run a serial Numba kernel on Numba's thread pool, one share per thread.
 
-A *share kernel* ``fn(t, *args)`` does thread t's part of a job (for example the groups of
-samples t, t + nt, …). ``Shares(fn)(nt, *args)`` runs fn(0, *args) … fn(nt − 1, *args) at once
-on Numba's threads, the same pool a ``prange`` loop uses, and returns when all are done.
+A *share kernel* ``fn(t, nt, *args)`` does thread t's part of a job split nt ways (for
+example the samples ``span(t, nt, n)``). ``Shares(fn)(nt, *args)`` runs fn(0, nt, *args) …
+fn(nt − 1, nt, *args) at once on Numba's threads, the same pool a ``prange`` loop uses, and
+returns when all are done. ``threads(n)`` is the nt for n independent items.
 
 Why not a ``prange`` loop in each kernel: Numba compiles a parallel kernel's loop body twice
 (as the parallel region's own function, then again inside the kernel that links it in), and
@@ -19,6 +20,7 @@ its own compiled share, and the launcher is specialised on the same tuple type.
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange, typeof, types
 from numba.extending import intrinsic
@@ -27,28 +29,40 @@ from .options import PRANGE_ONLY
 
 
 @intrinsic
-def _call(typingctx, addr, t, args):
+def _call(typingctx, addr, t, nt, args):
     """Call the compiled share at ``addr`` (a Numba-ABI function pointer, as int64) with
-    (t, *args); an exception it raises is propagated as the caller's."""
-    share_args = (types.int64, *args.types)
+    (t, nt, *args); return 1 if it raised, else 0. (A parallel region cannot propagate an
+    exception: the launcher counts them and Shares re-raises them, see Shares.__call__.)"""
+    share_args = (types.int64, types.int64, *args.types)
 
     def codegen(context, builder, signature, llargs):
-        address, tv, tup = llargs
-        values = [tv] + [builder.extract_value(tup, i) for i in range(len(args.types))]
+        address, tv, ntv, tup = llargs
+        values = [tv, ntv] + [builder.extract_value(tup, i) for i in range(len(args.types))]
         fnty = context.call_conv.get_function_type(types.void, share_args).as_pointer()
         fn = builder.inttoptr(address, fnty)
         status, _ = context.call_conv.call_function(builder, fn, types.void, share_args, values)
-        with builder.if_then(status.is_error, likely=False):
-            context.call_conv.return_status_propagate(builder, status)
-        return context.get_dummy_value()
+        return builder.zext(status.is_error, context.get_value_type(types.int64))
 
-    return types.void(types.int64, types.int64, args), codegen
+    return types.int64(types.int64, types.int64, types.int64, args), codegen
 
 
 @njit(parallel=PRANGE_ONLY, cache=True, nogil=True)
 def _launch(addr, nt, args):
+    failed = 0
     for t in prange(nt):
-        _call(addr, np.int64(t), args)
+        failed += _call(addr, np.int64(t), nt, args)
+    return failed
+
+
+@njit(inline="always")
+def span(t, nt, n):
+    """Share t of range(n) split nt ways: (lo, hi), contiguous, sizes differing by at most one."""
+    return t * n // nt, (t + 1) * n // nt
+
+
+def threads(n: int) -> int:
+    """Threads for n independent items: Numba's thread count, at most n, at least 1."""
+    return max(1, min(numba.get_num_threads(), n))
 
 
 def _slow_key(args) -> tuple:
@@ -65,7 +79,7 @@ except ImportError:  # pragma: no cover - a Numba without it
 
 
 class Shares:
-    """``Shares(fn)(nt, *args)``: fn(t, *args) for t = 0 … nt − 1 on Numba's threads.
+    """``Shares(fn)(nt, *args)``: fn(t, nt, *args) for t = 0 … nt − 1 on Numba's threads.
 
     ``fn`` is a serial ``numba.njit`` function (cache=True, nogil=True) returning nothing; it
     writes its results into arrays among ``args``. It is compiled lazily, for the argument
@@ -81,10 +95,18 @@ class Shares:
         address = self._addresses.get(key)
         if address is None:
             address = self._addresses[key] = self._compile(args)
-        _launch(address, nt, args)
+        if _launch(address, nt, args):
+            self._reraise(nt, args)
+
+    def _reraise(self, nt, args) -> None:
+        """A share raised on a worker thread: run the shares again here, through the dispatcher,
+        so that the exception reaches the caller with its type and message."""
+        for t in range(nt):
+            self.fn(t, nt, *args)
+        raise RuntimeError(f"{self.fn.__name__} failed on a worker thread but not when run again")
 
     def _compile(self, args) -> int:
-        sig = (types.int64, *(typeof(a) for a in args))
+        sig = (types.int64, types.int64, *(typeof(a) for a in args))
         self.fn.compile(sig)
         cres = self.fn.overloads[sig]
         return cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)

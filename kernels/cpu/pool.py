@@ -1,4 +1,4 @@
-"""Max and average pooling kernels (Numba), parallel over samples.
+"""Max and average pooling kernels (Numba), parallel over samples (launch.Shares).
 
 Max:  y[n, c, u, v] = max over the window of xpad (padded with −inf), and
       arg[n, c, u, v] = the padded-plane index (i·Wp + j) of the window's FIRST maximum
@@ -9,9 +9,9 @@ Avg:  y = Σ window / (kh·kw) (zero padding counted); backward adds dy / (kh·k
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from .options import PRANGE_ONLY
+from .launch import Shares, span, threads
 
 OPTS = dict(cache=True, nogil=True)
 
@@ -71,13 +71,12 @@ def relu_maxpool_plane(plane, ow, bias, pkh, pkw, psh, psw, y2, a2):
                 a2[u, v] = -1
 
 
-@njit(parallel=PRANGE_ONLY, **OPTS)
-def maxpool_forward(xpad, kh, kw, sh, sw, oh, ow):
-    """xpad (N, C, Hp, Wp) -> y (N, C, oh, ow), arg int32 (N, C, oh, ow)."""
+@njit(**OPTS)
+def _maxpool_forward(t, nt, xpad, kh, kw, sh, sw, y, arg):
     n, c, hp, wp = xpad.shape
-    y = np.empty((n, c, oh, ow), dtype=xpad.dtype)
-    arg = np.empty((n, c, oh, ow), dtype=np.int32)
-    for k in prange(n):
+    oh, ow = y.shape[2], y.shape[3]
+    lo, hi = span(t, nt, n)
+    for k in range(lo, hi):
         for ci in range(c):
             plane = xpad[k, ci]
             for u in range(oh):
@@ -93,30 +92,50 @@ def maxpool_forward(xpad, kh, kw, sh, sw, oh, ow):
                                 a = (i0 + p) * wp + j0 + q
                     y[k, ci, u, v] = m
                     arg[k, ci, u, v] = a
+
+
+_maxpool_forward_shares = Shares(_maxpool_forward)
+
+
+def maxpool_forward(xpad, kh, kw, sh, sw, oh, ow):
+    """xpad (N, C, Hp, Wp) -> y (N, C, oh, ow), arg int32 (N, C, oh, ow)."""
+    n, c = xpad.shape[0], xpad.shape[1]
+    y = np.empty((n, c, oh, ow), dtype=xpad.dtype)
+    arg = np.empty((n, c, oh, ow), dtype=np.int32)
+    _maxpool_forward_shares(threads(n), xpad, kh, kw, sh, sw, y, arg)
     return y, arg
 
 
-@njit(parallel=PRANGE_ONLY, **OPTS)
-def maxpool_backward(dy, arg, hp, wp):
-    """dy, arg (N, C, oh, ow) -> dxpad (N, C, Hp, Wp)."""
+@njit(**OPTS)
+def _maxpool_backward(t, nt, dy, arg, dx):
     n, c, oh, ow = dy.shape
-    dx = np.empty((n, c, hp * wp), dtype=dy.dtype)
-    for k in prange(n):
+    lo, hi = span(t, nt, n)
+    for k in range(lo, hi):
         dx[k] = 0
         for ci in range(c):
             for u in range(oh):
                 for v in range(ow):
                     dx[k, ci, arg[k, ci, u, v]] += dy[k, ci, u, v]
+
+
+_maxpool_backward_shares = Shares(_maxpool_backward)
+
+
+def maxpool_backward(dy, arg, hp, wp):
+    """dy, arg (N, C, oh, ow) -> dxpad (N, C, Hp, Wp)."""
+    n, c = dy.shape[0], dy.shape[1]
+    dx = np.empty((n, c, hp * wp), dtype=dy.dtype)
+    _maxpool_backward_shares(threads(n), dy, arg, dx)
     return dx.reshape(n, c, hp, wp)
 
 
-@njit(parallel=PRANGE_ONLY, **OPTS)
-def avgpool_forward(xpad, kh, kw, sh, sw, oh, ow):
-    """xpad (N, C, Hp, Wp) -> y (N, C, oh, ow)."""
-    n, c = xpad.shape[0], xpad.shape[1]
-    y = np.empty((n, c, oh, ow), dtype=xpad.dtype)
+@njit(**OPTS)
+def _avgpool_forward(t, nt, xpad, kh, kw, sh, sw, y):
+    c = xpad.shape[1]
+    oh, ow = y.shape[2], y.shape[3]
     scale = 1.0 / (kh * kw)
-    for k in prange(n):
+    lo, hi = span(t, nt, xpad.shape[0])
+    for k in range(lo, hi):
         for ci in range(c):
             for u in range(oh):
                 for v in range(ow):
@@ -125,16 +144,25 @@ def avgpool_forward(xpad, kh, kw, sh, sw, oh, ow):
                         for q in range(kw):
                             s += xpad[k, ci, u * sh + p, v * sw + q]
                     y[k, ci, u, v] = s * scale
+
+
+_avgpool_forward_shares = Shares(_avgpool_forward)
+
+
+def avgpool_forward(xpad, kh, kw, sh, sw, oh, ow):
+    """xpad (N, C, Hp, Wp) -> y (N, C, oh, ow)."""
+    n, c = xpad.shape[0], xpad.shape[1]
+    y = np.empty((n, c, oh, ow), dtype=xpad.dtype)
+    _avgpool_forward_shares(threads(n), xpad, kh, kw, sh, sw, y)
     return y
 
 
-@njit(parallel=PRANGE_ONLY, **OPTS)
-def avgpool_backward(dy, kh, kw, sh, sw, hp, wp):
-    """dy (N, C, oh, ow) -> dxpad (N, C, Hp, Wp)."""
+@njit(**OPTS)
+def _avgpool_backward(t, nt, dy, kh, kw, sh, sw, dx):
     n, c, oh, ow = dy.shape
-    dx = np.empty((n, c, hp, wp), dtype=dy.dtype)
     scale = 1.0 / (kh * kw)
-    for k in prange(n):
+    lo, hi = span(t, nt, n)
+    for k in range(lo, hi):
         dx[k] = 0
         for ci in range(c):
             for u in range(oh):
@@ -143,4 +171,14 @@ def avgpool_backward(dy, kh, kw, sh, sw, hp, wp):
                     for p in range(kh):
                         for q in range(kw):
                             dx[k, ci, u * sh + p, v * sw + q] += g
+
+
+_avgpool_backward_shares = Shares(_avgpool_backward)
+
+
+def avgpool_backward(dy, kh, kw, sh, sw, hp, wp):
+    """dy (N, C, oh, ow) -> dxpad (N, C, Hp, Wp)."""
+    n, c = dy.shape[0], dy.shape[1]
+    dx = np.empty((n, c, hp, wp), dtype=dy.dtype)
+    _avgpool_backward_shares(threads(n), dy, kh, kw, sh, sw, dx)
     return dx

@@ -1,0 +1,88 @@
+"""kernels.cpu.launch: share kernels run on Numba's threads, each once, with the types they
+were compiled for; an exception on a worker reaches the caller."""
+import numba
+import numpy as np
+import pytest
+from numba import njit
+
+from fastcnn.kernels.cpu.launch import Shares, span, threads
+
+
+@njit(nogil=True)
+def _record(t, nt, out, ids):
+    out[t] += 1 + 10 * nt  # += : a share run twice would show
+    ids[t] = numba.get_thread_id()
+
+
+@njit(nogil=True)
+def _scaled_copy(t, nt, x, scale, out):
+    lo, hi = span(t, nt, x.shape[0])
+    for i in range(lo, hi):
+        out[i] = x[i] * scale
+
+
+@njit(nogil=True)
+def _check_positive(t, nt, x, out):
+    lo, hi = span(t, nt, x.shape[0])
+    for i in range(lo, hi):
+        if x[i] < 0:
+            raise ValueError("a negative entry")
+        out[i] = x[i]
+
+
+@pytest.mark.parametrize("nt", [1, 2, 5])
+def test_each_share_runs_once_with_its_index_and_the_count(nt):
+    out = np.zeros(nt, dtype=np.int64)
+    ids = np.full(nt, -1, dtype=np.int64)
+    Shares(_record)(nt, out, ids)
+    np.testing.assert_array_equal(out, 1 + 10 * nt)
+    assert (ids >= 0).all()
+
+
+def test_shares_run_on_more_than_one_thread():
+    if numba.get_num_threads() < 2:
+        pytest.skip("one Numba thread")
+    out = np.zeros(2, dtype=np.int64)
+    ids = np.full(2, -1, dtype=np.int64)
+    Shares(_record)(2, out, ids)
+    assert ids[0] != ids[1]
+
+
+@pytest.mark.parametrize("n, nt", [(0, 3), (1, 3), (7, 2), (10, 3), (64, 4)])
+def test_span_splits_a_range_into_contiguous_near_equal_parts(n, nt):
+    parts = [span(t, nt, n) for t in range(nt)]
+    assert parts[0][0] == 0 and parts[-1][1] == n
+    assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
+    sizes = [hi - lo for lo, hi in parts]
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_each_argument_type_gets_its_own_compiled_share():
+    """float32, float64, a strided view, a read-only array and an int scale: every call
+    gives the exact result, so no share ran with another call's types."""
+    shares = Shares(_scaled_copy)
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal(41)
+    readonly = base.copy()
+    readonly.flags.writeable = False
+    for x, scale in [(base.astype(np.float32), 2.0), (base, 2.0), (base[::2], 3.0), (readonly, 0.5),
+                     (base.astype(np.float32), 3)]:
+        out = np.empty(len(x), dtype=x.dtype)
+        shares(threads(len(x)), x, scale, out)
+        np.testing.assert_array_equal(out, (x * scale).astype(x.dtype))
+    assert len(shares._addresses) == 5
+
+
+def test_an_exception_in_a_share_reaches_the_caller():
+    shares = Shares(_check_positive)
+    out = np.zeros(6)
+    shares(2, np.arange(6.0), out)
+    np.testing.assert_array_equal(out, np.arange(6.0))
+    with pytest.raises(ValueError, match="a negative entry"):
+        shares(2, np.array([1.0, 2.0, 3.0, 4.0, -5.0, 6.0]), out)
+
+
+def test_threads_is_numba_s_count_at_most_n_at_least_one():
+    assert threads(0) == 1
+    assert threads(1) == 1
+    assert threads(10**6) == numba.get_num_threads()
