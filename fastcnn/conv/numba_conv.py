@@ -10,19 +10,14 @@ direct — one parallel region per pass, each group of samples unrolled into a c
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from ..kernels.cpu import conv as conv_kernels
 from ..kernels.cpu import im2col as im2col_kernels
+from ..kernels.cpu.launch import threads  # the threads the direct kernels split n samples over
 from ..geometry import check_geometry, pad, unpad
 
 VARIANTS = ("direct", "gemm")
-
-
-def threads(n: int) -> int:
-    """Threads the direct kernels split ``n`` samples over."""
-    return max(1, min(numba.get_num_threads(), n))
 
 
 def choose() -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .launch import Shares, span, threads
+from .launch import Shares, span
 from .pool import relu_maxpool_plane
 from .unroll import fold, unroll
 
@@ -35,7 +35,7 @@ def im2col(xpad, kh, kw, sh, sw, oh, ow):
     """xpad (N, C, Hp, Wp) -> cols (C·kh·kw, N·oh·ow)."""
     n, c = xpad.shape[0], xpad.shape[1]
     cols = np.empty((c * kh * kw, n, oh * ow), dtype=xpad.dtype)
-    _im2col_shares(threads(n), xpad, kh, kw, sh, sw, oh, ow, cols)
+    _im2col_shares.over(n, xpad, kh, kw, sh, sw, oh, ow, cols)
     return cols.reshape(c * kh * kw, n * oh * ow)
 
 
@@ -55,7 +55,7 @@ def col2im(dcols, n, c, hp, wp, kh, kw, sh, sw, oh, ow):
     came from. Parallel over samples, so no two threads touch the same pixel (no atomics)."""
     d = np.ascontiguousarray(dcols).reshape(c * kh * kw, n, oh * ow)
     dx = np.empty((n, c, hp, wp), dtype=dcols.dtype)
-    _col2im_shares(threads(n), d, kh, kw, sh, sw, oh, ow, dx)
+    _col2im_shares.over(n, d, kh, kw, sh, sw, oh, ow, dx)
     return dx
 
 
@@ -83,7 +83,7 @@ def cnhw_to_nchw_bias(z, b, n, oh, ow, relu):
     """z (F, N·oh·ow) -> y (N, F, oh, ow) = z + b, and max(·, 0) when ``relu``."""
     f = z.shape[0]
     y = np.empty((n, f, oh * ow), dtype=z.dtype)
-    _cnhw_to_nchw_bias_shares(threads(n), np.ascontiguousarray(z).reshape(f, n, oh * ow), b, bool(relu), y)
+    _cnhw_to_nchw_bias_shares.over(n, np.ascontiguousarray(z).reshape(f, n, oh * ow), b, bool(relu), y)
     return y.reshape(n, f, oh, ow)
 
 
@@ -106,7 +106,7 @@ def nchw_to_cnhw(dy):
     """dy (N, F, oh, ow) -> (F, N·oh·ow)."""
     n, f, oh, ow = dy.shape
     out = np.empty((f, n, oh * ow), dtype=dy.dtype)
-    _nchw_to_cnhw_shares(threads(n), np.ascontiguousarray(dy).reshape(n, f, oh * ow), out)
+    _nchw_to_cnhw_shares.over(n, np.ascontiguousarray(dy).reshape(n, f, oh * ow), out)
     return out.reshape(f, n * oh * ow)
 
 
@@ -130,7 +130,7 @@ def dot_rows(a, b):
     """a (M, L), b (K, L) -> a @ bᵀ (M, K) as M·K long dot products: faster than BLAS when
     M and K are tiny and L is long (a first layer's dW), where GEMM kernels cannot block."""
     out = np.empty((a.shape[0], b.shape[0]), dtype=a.dtype)
-    _dot_rows_shares(threads(out.size), a, b, out)
+    _dot_rows_shares.over(out.size, a, b, out)
     return out
 
 
@@ -157,7 +157,7 @@ def cnhw_bias_relu_maxpool(z, b, n, oh, ow, pkh, pkw, psh, psw, poh, pow_):
     f = z.shape[0]
     y = np.empty((n, f, poh, pow_), dtype=z.dtype)
     arg = np.empty((n, f, poh, pow_), dtype=np.int32)
-    _cnhw_bias_relu_maxpool_shares(threads(n), np.ascontiguousarray(z).reshape(f, n, oh * ow), b, ow,
+    _cnhw_bias_relu_maxpool_shares.over(n, np.ascontiguousarray(z).reshape(f, n, oh * ow), b, ow,
                                    pkh, pkw, psh, psw, y, arg)
     return y, arg
 
@@ -184,7 +184,7 @@ def maxpool_scatter_cnhw(dy, arg, oh, ow):
     (entries with arg −1 are dropped), zeros elsewhere."""
     n, f = dy.shape[0], dy.shape[1]
     dz = np.empty((f, n, oh * ow), dtype=dy.dtype)
-    _maxpool_scatter_cnhw_shares(threads(n), dy, arg, dz)
+    _maxpool_scatter_cnhw_shares.over(n, dy, arg, dz)
     return dz.reshape(f, n * oh * ow)
 
 
@@ -208,6 +208,6 @@ def nchw_to_cnhw_relu_mask(dy, y):
     """dy · [y > 0] (N, F, oh, ow) -> (F, N·oh·ow): the ReLU backward fused into the layout change."""
     n, f, oh, ow = dy.shape
     out = np.empty((f, n, oh * ow), dtype=dy.dtype)
-    _nchw_to_cnhw_relu_mask_shares(threads(n), np.ascontiguousarray(dy).reshape(n, f, oh * ow),
+    _nchw_to_cnhw_relu_mask_shares.over(n, np.ascontiguousarray(dy).reshape(n, f, oh * ow),
                                    np.ascontiguousarray(y).reshape(n, f, oh * ow), out)
     return out.reshape(f, n * oh * ow)

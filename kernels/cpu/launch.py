@@ -48,6 +48,7 @@ def _call(typingctx, addr, t, nt, args):
 
 @njit(parallel=PRANGE_ONLY, cache=True, nogil=True)
 def _launch(addr, nt, args):
+    """Shares 0 … nt − 1 of the share at ``addr``; returns how many raised."""
     failed = 0
     for t in prange(nt):
         failed += _call(addr, np.int64(t), nt, args)
@@ -97,6 +98,10 @@ class Shares:
             address = self._addresses[key] = self._compile(args)
         if _launch(address, nt, args):
             self._reraise(nt, args)
+
+    def over(self, n: int, *args) -> None:
+        """The shares of n independent items, on threads(n) threads."""
+        self(threads(n), *args)
 
     def _reraise(self, nt, args) -> None:
         """A share raised on a worker thread: run the shares again here, through the dispatcher,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .launch import Shares, span, threads
+from .launch import Shares, span
 
 OPTS = dict(cache=True, nogil=True)
 
@@ -102,7 +102,7 @@ def maxpool_forward(xpad, kh, kw, sh, sw, oh, ow):
     n, c = xpad.shape[0], xpad.shape[1]
     y = np.empty((n, c, oh, ow), dtype=xpad.dtype)
     arg = np.empty((n, c, oh, ow), dtype=np.int32)
-    _maxpool_forward_shares(threads(n), xpad, kh, kw, sh, sw, y, arg)
+    _maxpool_forward_shares.over(n, xpad, kh, kw, sh, sw, y, arg)
     return y, arg
 
 
@@ -125,7 +125,7 @@ def maxpool_backward(dy, arg, hp, wp):
     """dy, arg (N, C, oh, ow) -> dxpad (N, C, Hp, Wp)."""
     n, c = dy.shape[0], dy.shape[1]
     dx = np.empty((n, c, hp * wp), dtype=dy.dtype)
-    _maxpool_backward_shares(threads(n), dy, arg, dx)
+    _maxpool_backward_shares.over(n, dy, arg, dx)
     return dx.reshape(n, c, hp, wp)
 
 
@@ -153,7 +153,7 @@ def avgpool_forward(xpad, kh, kw, sh, sw, oh, ow):
     """xpad (N, C, Hp, Wp) -> y (N, C, oh, ow)."""
     n, c = xpad.shape[0], xpad.shape[1]
     y = np.empty((n, c, oh, ow), dtype=xpad.dtype)
-    _avgpool_forward_shares(threads(n), xpad, kh, kw, sh, sw, y)
+    _avgpool_forward_shares.over(n, xpad, kh, kw, sh, sw, y)
     return y
 
 
@@ -180,5 +180,5 @@ def avgpool_backward(dy, kh, kw, sh, sw, hp, wp):
     """dy (N, C, oh, ow) -> dxpad (N, C, Hp, Wp)."""
     n, c = dy.shape[0], dy.shape[1]
     dx = np.empty((n, c, hp, wp), dtype=dy.dtype)
-    _avgpool_backward_shares(threads(n), dy, kh, kw, sh, sw, dx)
+    _avgpool_backward_shares.over(n, dy, kh, kw, sh, sw, dx)
     return dx
