@@ -84,7 +84,8 @@ class Shares:
 
     ``fn`` is a serial ``numba.njit`` function (cache=True, nogil=True) returning nothing; it
     writes its results into arrays among ``args``. It is compiled lazily, for the argument
-    types it is first called with, and looked up by ``_key`` after that.
+    types it is first called with, and looked up by ``_key`` after that. With the JIT off
+    (``NUMBA_DISABLE_JIT=1``, to debug a kernel in Python) the shares run one after another.
     """
 
     def __init__(self, fn):
@@ -92,6 +93,10 @@ class Shares:
         self._addresses: dict[tuple, int] = {}
 
     def __call__(self, nt: int, *args) -> None:
+        if not hasattr(self.fn, "overloads"):  # a plain function (NUMBA_DISABLE_JIT=1): in turn, here
+            for t in range(nt):
+                self.fn(t, nt, *args)
+            return
         key = _key(args)
         address = self._addresses.get(key)
         if address is None:

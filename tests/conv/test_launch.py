@@ -86,3 +86,10 @@ def test_threads_is_numba_s_count_at_most_n_at_least_one():
     assert threads(0) == 1
     assert threads(1) == 1
     assert threads(10**6) == numba.get_num_threads()
+
+
+def test_a_plain_python_share_runs_in_turn():
+    """With NUMBA_DISABLE_JIT=1 the kernels are plain functions: the shares still all run."""
+    seen = []
+    Shares(lambda t, nt, out: seen.append((t, nt)))(3, None)
+    assert seen == [(0, 3), (1, 3), (2, 3)]
