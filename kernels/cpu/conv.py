@@ -53,6 +53,20 @@ def group(k: int, l: int, n: int, nt: int, itemsize: int) -> int:
 
 
 @njit(inline="always", **OPTS)
+def _groups(t, nt, n, g):
+    """Thread t's samples span(t, nt, n) as (first sample, count, q): q groups of at most g."""
+    lo, hi = span(t, nt, n)
+    return lo, hi - lo, -(-(hi - lo) // g)
+
+
+@njit(inline="always", **OPTS)
+def _group(lo, count, q, i):
+    """Group i of _groups' q: (first sample, samples), the sizes equal within one."""
+    first, last = span(i, q, count)
+    return lo + first, last - first
+
+
+@njit(inline="always", **OPTS)
 def _matmul(w2, b, cols, z, nl):
     """z[:, :nl] = b + w2 (F, K) @ cols[:, :nl], the inner loop along the nl columns (vectorised).
 
@@ -161,11 +175,9 @@ def _forward_share(t, nt, xpad, w2, b, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, p
     zero = xpad.dtype.type(0)  # z already holds the bias
     cols = np.empty((nk, g, nl), dtype=xpad.dtype)
     z = np.empty((nf, g, nl), dtype=xpad.dtype)
-    lo, hi = span(t, nt, n)
-    q = -(-(hi - lo) // g)  # the fewest groups of at most g samples, of equal sizes (±1)
+    lo, count, q = _groups(t, nt, n, g)
     for grp in range(q):
-        first, last = span(grp, q, hi - lo)
-        s0, m = lo + first, last - first
+        s0, m = _group(lo, count, q, grp)
         for j in range(m):
             unroll(xpad[s0 + j], kh, kw, sh, sw, oh, ow, cols, j)
         _matmul(w2, b, cols.reshape(nk, g * nl), z.reshape(nf, g * nl), m * nl)
@@ -221,11 +233,9 @@ def _backward_share(t, nt, xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need
     cols = np.empty((nk, g, nl), dtype=xpad.dtype)
     dz = np.zeros((nf, g, nl), dtype=xpad.dtype)
     dcols = np.empty((nk, g, nl) if need_dx else (1, 1, 1), dtype=xpad.dtype)
-    lo, hi = span(t, nt, n)
-    q = -(-(hi - lo) // g)  # the fewest groups of at most g samples, of equal sizes (±1)
+    lo, count, q = _groups(t, nt, n, g)
     for grp in range(q):
-        first, last = span(grp, q, hi - lo)
-        s0, m = lo + first, last - first
+        s0, m = _group(lo, count, q, grp)
         for j in range(m):
             s = s0 + j
             if mode == MAXPOOL:

@@ -9,14 +9,15 @@ Why not a ``prange`` loop in each kernel: Numba compiles a parallel kernel's loo
 (as the parallel region's own function, then again inside the kernel that links it in), and
 the body of a convolution kernel — unrolled and vectorised inner loops — is most of its
 compile time. Here the body is compiled once, as an ordinary cached serial function; one small
-``prange`` launcher, compiled once per argument-tuple type (≈ 0.4 s cold, cached after), calls
-it through its address, so nothing is compiled twice. A cold ``fastcnn train`` compiles its
-direct convolution kernels in about half the time (benchmarks/README.md, "First run"); the
-call costs the same ≈ 2 µs as a ``prange`` kernel's and the results are bit for bit the same.
+``prange`` launcher, compiled once per argument-tuple type (≈ 0.5 s cold, cached after), calls
+it through its address, so nothing is compiled twice. A cold ``fastcnn train`` compiles in
+≈ 7 s instead of ≈ 18 s (benchmarks/README.md, "First run"); a call costs ≈ 1–2 µs more than
+a ``prange`` kernel's, and the results are bit for bit the same.
 
 Safety: the share is called with the argument types it was compiled for — each tuple of
-argument types (``_key``: dtype, rank and layout of every array, type of every scalar) gets
-its own compiled share, and the launcher is specialised on the same tuple type.
+argument types (``_key``, the type fingerprint Numba's dispatchers use: dtype, rank, layout,
+writeability of every array, type of every scalar) gets its own compiled share, and the
+launcher is specialised on the same tuple type.
 """
 from __future__ import annotations
 
@@ -90,10 +91,11 @@ class Shares:
 
     def __init__(self, fn):
         self.fn = fn
-        self._addresses: dict[tuple, int] = {}
+        self._jit = hasattr(fn, "overloads")  # else a plain function (NUMBA_DISABLE_JIT=1)
+        self._addresses: dict[bytes | tuple, int] = {}
 
     def __call__(self, nt: int, *args) -> None:
-        if not hasattr(self.fn, "overloads"):  # a plain function (NUMBA_DISABLE_JIT=1): in turn, here
+        if not self._jit:  # in turn, here
             for t in range(nt):
                 self.fn(t, nt, *args)
             return
@@ -110,7 +112,8 @@ class Shares:
 
     def _reraise(self, nt, args) -> None:
         """A share raised on a worker thread: run the shares again here, through the dispatcher,
-        so that the exception reaches the caller with its type and message."""
+        so that the exception reaches the caller with its type and message (the outputs are
+        left as the failed run wrote them)."""
         for t in range(nt):
             self.fn(t, nt, *args)
         raise RuntimeError(f"{self.fn.__name__} failed on a worker thread but not when run again")
