@@ -32,7 +32,7 @@ from numba import njit
 
 from .launch import Shares, span
 from .pool import relu_maxpool_plane
-from .unroll import fold, unroll
+from .unroll import fold_rows, unroll_rows
 
 # fastmath lets the compiler reorder the sums of the weight gradients into SIMD lanes; the
 # results differ from a sequential sum only by rounding (tests: ≤ 1e-10 relative in float64).
@@ -179,7 +179,7 @@ def _forward_share(t, nt, xpad, w2, b, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, p
     for grp in range(q):
         s0, m = _group(lo, count, q, grp)
         for j in range(m):
-            unroll(xpad[s0 + j], kh, kw, sh, sw, oh, ow, cols, j)
+            unroll_rows(xpad[s0 + j], kh, kw, sh, sw, oh, ow, cols, j)
         _matmul(w2, b, cols.reshape(nk, g * nl), z.reshape(nf, g * nl), m * nl)
         for j in range(m):
             for f in range(nf):
@@ -254,13 +254,13 @@ def _backward_share(t, nt, xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need
                         for jj in range(ow):
                             gr = dy[s, f, i, jj]
                             dzr[i * ow + jj] = gr if mode == PLAIN or aux[s, f, i, jj] > 0 else 0
-            unroll(xpad[s], kh, kw, sh, sw, oh, ow, cols, j)
+            unroll_rows(xpad[s], kh, kw, sh, sw, oh, ow, cols, j)
         _grads(w2, cols.reshape(nk, g * nl), dz.reshape(nf, g * nl), dw_t[t], db_t[t],
                dcols.reshape(nk, g * nl) if need_dx else dcols.reshape(1, 1), m * nl, need_dx)
         if need_dx:
             for j in range(m):
                 dxpad[s0 + j] = 0
-                fold(dcols, kh, kw, sh, sw, oh, ow, dxpad[s0 + j], j)
+                fold_rows(dcols, kh, kw, sh, sw, oh, ow, dxpad[s0 + j], j)
 
 
 _backward_shares = Shares(_backward_share)
