@@ -11,7 +11,7 @@ the body of a convolution kernel — unrolled and vectorised inner loops — is 
 compile time. Here the body is compiled once, as an ordinary cached serial function; one small
 ``prange`` launcher, compiled once per argument-tuple type (≈ 0.5 s cold, cached after), calls
 it through its address, so nothing is compiled twice. A cold ``fastcnn train`` compiles in
-≈ 7 s instead of ≈ 18 s (benchmarks/README.md, "First run"); a call costs ≈ 1–2 µs more than
+≈ 7.5 s instead of ≈ 18 s (benchmarks/README.md, "First run"); a call costs ≈ 1–2 µs more than
 a ``prange`` kernel's, and the results are bit for bit the same.
 
 Safety: the share is called with the argument types it was compiled for — each tuple of
