@@ -18,6 +18,11 @@ Safety: the share is called with the argument types it was compiled for — each
 argument types (``_key``, the type fingerprint Numba's dispatchers use: dtype, rank, layout,
 writeability of every array, type of every scalar) gets its own compiled share, and the
 launcher is specialised on the same tuple type.
+
+Numba internals this relies on (stable for years, but not public API): the CPU calling
+convention (``context.call_conv``), a compile result's ``fndesc.llvm_func_name`` and
+``library.get_pointer_to_function``, and ``numba._dispatcher.compute_fingerprint`` (with a
+pure-Python fallback). tests/conv/test_launch.py is the first to fail if a release changes them.
 """
 from __future__ import annotations
 
