@@ -16,7 +16,7 @@ from numba import njit
 
 from .launch import Shares, span
 from .pool import relu_maxpool_plane
-from .unroll import fold, unroll
+from .unroll import fold_rows, unroll_rows
 
 OPTS = dict(cache=True, nogil=True)
 
@@ -25,7 +25,7 @@ OPTS = dict(cache=True, nogil=True)
 def _im2col(t, nt, xpad, kh, kw, sh, sw, oh, ow, cols):
     lo, hi = span(t, nt, xpad.shape[0])
     for k in range(lo, hi):
-        unroll(xpad[k], kh, kw, sh, sw, oh, ow, cols, k)
+        unroll_rows(xpad[k], kh, kw, sh, sw, oh, ow, cols, k)
 
 
 _im2col_shares = Shares(_im2col)
@@ -44,7 +44,7 @@ def _col2im(t, nt, d, kh, kw, sh, sw, oh, ow, dx):
     lo, hi = span(t, nt, dx.shape[0])
     for k in range(lo, hi):
         dx[k] = 0
-        fold(d, kh, kw, sh, sw, oh, ow, dx[k], k)
+        fold_rows(d, kh, kw, sh, sw, oh, ow, dx[k], k)
 
 
 _col2im_shares = Shares(_col2im)

@@ -5,8 +5,8 @@ buffer, so that each row a sample fills, cols[k, g], is C-contiguous:
     cols[(c, p, q), g, i·ow + j] = xpad[g, c, i·sh + p, j·sw + q]
 ``unroll`` fills sample g's columns; ``fold`` adds them back to the pixels they came from
 (col2im). The direct kernels (conv.py) call them per group, im2col.py per batch.
-``unroll_rows`` / ``fold_rows`` pick, for stride-1 output rows four wide (compact's second
-layer, 24@6×6 on 7×7), a copy of the four values written out: LLVM runs a 4-long loop of
+``unroll_rows`` / ``fold_rows`` (what both callers use) pick, for stride-1 output rows four
+wide (compact's second layer, 24@6×6 on 7×7), a copy of the four values written out: LLVM runs a 4-long loop of
 unknown length through its scalar remainder, after the vectorised loop's checks, and that
 cost the unroll 2.2–2.8× and the fold 1.7× its time (one thread, compact's shapes). The
 general functions stay separate so that their code is not changed by the special case.
