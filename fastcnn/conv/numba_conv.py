@@ -14,7 +14,7 @@ import numpy as np
 
 from ..kernels.cpu import conv as conv_kernels
 from ..kernels.cpu import im2col as im2col_kernels
-from ..kernels.cpu.launch import threads  # the threads the direct kernels split n samples over
+from ..kernels.cpu.launch import shares  # the shares the direct kernels split n samples into
 from ..geometry import check_geometry, pad, unpad
 
 VARIANTS = ("direct", "gemm")
@@ -80,7 +80,7 @@ def _forward(variant, x, w, b, stride, padding):
         (sh, sw) = stride
         oh, ow = check_geometry("numba conv", x.shape[2:], (kh, kw), stride, padding)
         xpad = padded(x, padding)
-        y = conv_kernels.conv_forward(xpad, w.reshape(f, -1), bias, kh, kw, sh, sw, oh, ow, threads(x.shape[0]))
+        y = conv_kernels.conv_forward(xpad, w.reshape(f, -1), bias, kh, kw, sh, sw, oh, ow, shares(x.shape[0]))
         return y, ("direct", xpad, w, stride, padding, b is not None)
     z, geo = gemm(x, w, stride, padding)
     y = im2col_kernels.cnhw_to_nchw_bias(z, bias, x.shape[0], geo[2], geo[3], False)
@@ -94,6 +94,6 @@ def backward(dy, cache, need_dx=True):
     if variant == "direct":
         kh, kw = w.shape[2:]
         dxpad, dw, db = conv_kernels.conv_backward(data, w.reshape(w.shape[0], -1), dy, kh, kw, stride[0], stride[1],
-                                         need_dx, threads(dy.shape[0]))
+                                         need_dx, shares(dy.shape[0]))
         return finish(dxpad, dw, db, w, padding, need_dx, has_b)
     return grads(im2col_kernels.nchw_to_cnhw(dy), data, w, stride, padding, need_dx, has_b)

@@ -89,7 +89,7 @@ class ConvReLU(_FusedConv):
         kh, kw, sh, sw, oh, ow = self._geometry(x)
         if variant == "direct":
             xpad = numba_conv.padded(x, self.conv.padding)
-            z = conv_kernels.conv_forward(xpad, self._w2(), self._b(x.dtype), kh, kw, sh, sw, oh, ow, numba_conv.threads(len(x)))
+            z = conv_kernels.conv_forward(xpad, self._w2(), self._b(x.dtype), kh, kw, sh, sw, oh, ow, numba_conv.shares(len(x)))
             np.maximum(z, 0, out=z)
             return z, (xpad, z)
         z, geo = numba_conv.gemm(x, self.weight.data, self.conv.stride, self.conv.padding)
@@ -102,7 +102,7 @@ class ConvReLU(_FusedConv):
             kh, kw = self.conv.kernel_size
             sh, sw = self.conv.stride
             out = conv_kernels.relu_mask_conv_backward(data, self._w2(), dy, y, kh, kw, sh, sw, self.needs_input_grad,
-                                             numba_conv.threads(len(dy)))
+                                             numba_conv.shares(len(dy)))
             return self._finish_direct(*out)
         return self._finish_gemm(im2col_kernels.nchw_to_cnhw_relu_mask(dy, y), data)
 
@@ -125,7 +125,7 @@ class ConvReLUMaxPool(_FusedConv):
         if variant == "direct":
             xpad = numba_conv.padded(x, self.conv.padding)
             y, arg = conv_kernels.conv_relu_maxpool_forward(xpad, self._w2(), self._b(x.dtype), kh, kw, sh, sw, oh, ow,
-                                                  pkh, pkw, psh, psw, poh, pow_, numba_conv.threads(len(x)))
+                                                  pkh, pkw, psh, psw, poh, pow_, numba_conv.shares(len(x)))
             return y, (xpad, arg, oh, ow)
         z, geo = numba_conv.gemm(x, self.weight.data, self.conv.stride, self.conv.padding)
         y, arg = im2col_kernels.cnhw_bias_relu_maxpool(z, self._b(x.dtype), x.shape[0], oh, ow, pkh, pkw, psh, psw, poh, pow_)
@@ -137,7 +137,7 @@ class ConvReLUMaxPool(_FusedConv):
             kh, kw = self.conv.kernel_size
             sh, sw = self.conv.stride
             out = conv_kernels.conv_relu_maxpool_backward(data, self._w2(), dy, arg, kh, kw, sh, sw, oh, ow,
-                                                self.needs_input_grad, numba_conv.threads(len(dy)))
+                                                self.needs_input_grad, numba_conv.shares(len(dy)))
             return self._finish_direct(*out)
         return self._finish_gemm(im2col_kernels.maxpool_scatter_cnhw(dy, arg, oh, ow), data)
 

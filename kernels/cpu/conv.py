@@ -15,10 +15,11 @@ overhead and in the horizontal sums of the dW dot products (interleaved A/B, bat
 LeNet-5 conv2 backward 1.28 → 0.96 ms, compact conv2 1.94 → 1.60 ms going from ~64 to ~512
 columns). Buffers are (K, G, L), indexed cols[k, v], so that every row the helpers touch is
 C-contiguous (column slices of a 2-D buffer were not vectorised).
-``nt`` threads own disjoint, contiguous runs of samples (launch.span), cut into groups; each
-kernel is a serial *share* function of one thread's run, executed on Numba's threads by
-launch.Shares (compiled once, not twice as a prange body would be); weight gradients are summed per thread, then across threads. The
-caller passes nt = min(numba.get_num_threads(), N).
+``nt`` shares own disjoint, contiguous runs of samples (launch.span), cut into groups; each
+kernel is a serial *share* function of one share's run, executed on Numba's threads by
+launch.Shares (compiled once, not twice as a prange body would be; a thread that finishes takes
+the next share); weight gradients are summed per share, then across shares in share order. The
+caller passes nt = launch.shares(N).
 No BLAS call, so Numba's threads never wait on (or fight with) OpenBLAS's.
 
 The fused variants (Conv2D → ReLU → MaxPool2D) apply bias, ReLU and pooling to z while it is
@@ -43,7 +44,7 @@ GROUP_BYTES = 512 * 1024  # at most this much unrolled input per thread (cache-r
 
 def group(k: int, l: int, n: int, nt: int, itemsize: int) -> int:
     """Samples per group, at most: ⌈WIDTH / l⌉ (L = l output positions), but the (k, G·l)
-    buffer within GROUP_BYTES and at least one group per thread (n samples on nt threads).
+    buffer within GROUP_BYTES and at least one group per share (n samples in nt shares).
     The kernels cut a thread's samples into the fewest groups of at most this size, of equal
     sizes (±1): a short last group cost up to 15 % (LeNet-5's second layer at batch 32 ran
     groups of 6, 6 and 4 samples per thread; now 6, 5, 5)."""

@@ -1,9 +1,17 @@
-"""Run a serial Numba kernel on Numba's thread pool, one share per thread.
+"""Run a serial Numba kernel on Numba's thread pool, split into shares that threads take in turn.
 
-A *share kernel* ``fn(t, nt, *args)`` does thread t's part of a job split nt ways (for
-example the samples ``span(t, nt, n)``). ``Shares(fn)(nt, *args)`` runs fn(0, nt, *args) …
-fn(nt − 1, nt, *args) at once on Numba's threads, the same pool a ``prange`` loop uses, and
-returns when all are done. ``threads(n)`` is the nt for n independent items.
+A *share kernel* ``fn(t, nt, *args)`` does share t of a job split nt ways (for example the
+samples ``span(t, nt, n)``). ``Shares(fn)(nt, *args)`` runs fn(0, nt, *args) … fn(nt − 1, nt,
+*args) on Numba's threads, the same pool a ``prange`` loop uses, and returns when all are
+done. ``shares(n)`` is the nt for n independent items: ``SPLIT`` shares per thread (at most n).
+
+Who runs which share: worker w of the T = min(nt, Numba threads) workers starts with share w
+and then takes the next share not yet taken (an atomic counter), until none is left. A fixed
+split (share t on thread t) makes every step wait for its slowest thread: with one busy process
+beside it on the 2-core machine, a thread the OS has descheduled held half of every kernel's
+work, and training kept 39 % of its throughput. With SPLIT shares a thread, the thread that runs
+takes over the shares of the one that does not. The results do not depend on which thread runs a
+share (each share writes its own outputs and its own partial sums, added up in share order).
 
 Why not a ``prange`` loop in each kernel: Numba compiles a parallel kernel's loop body twice
 (as the parallel region's own function, then again inside the kernel that links it in), and
@@ -29,6 +37,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 from numba import njit, prange, typeof, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .options import PRANGE_ONLY
@@ -52,12 +61,28 @@ def _call(typingctx, addr, t, nt, args):
     return types.int64(types.int64, types.int64, types.int64, args), codegen
 
 
+@intrinsic
+def _take(typingctx, counter):
+    """The value of ``counter[0]`` (int64), incremented atomically: the next share to run."""
+    def codegen(context, builder, signature, llargs):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, llargs[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [context.get_constant(types.intp, 0)])
+        return builder.atomic_rmw("add", ptr, context.get_constant(types.int64, 1), "monotonic")
+
+    return types.int64(counter), codegen
+
+
 @njit(parallel=PRANGE_ONLY, cache=True, nogil=True)
-def _launch(addr, nt, args):
-    """Shares 0 … nt − 1 of the share at ``addr``; returns how many raised."""
+def _launch(addr, nt, nw, counter, args):
+    """Shares 0 … nt − 1 of the share at ``addr`` on nw workers: worker w runs share w, then
+    the shares it takes from ``counter`` (which starts at nw); returns how many raised."""
     failed = 0
-    for t in prange(nt):
-        failed += _call(addr, np.int64(t), nt, args)
+    for w in prange(nw):
+        t = np.int64(w)
+        while t < nt:
+            failed += _call(addr, t, nt, args)
+            t = _take(counter)
     return failed
 
 
@@ -67,9 +92,19 @@ def span(t, nt, n):
     return t * n // nt, (t + 1) * n // nt
 
 
+#: Shares per thread for a job of many items (``shares``): enough that a running thread can take
+#: over from a descheduled one, few enough that a share keeps its groups of samples long.
+SPLIT = 4
+
+
 def threads(n: int) -> int:
     """Threads for n independent items: Numba's thread count, at most n, at least 1."""
     return max(1, min(numba.get_num_threads(), n))
+
+
+def shares(n: int) -> int:
+    """Shares for n independent items: SPLIT per thread, at most n, at least 1."""
+    return max(1, min(SPLIT * numba.get_num_threads(), n))
 
 
 def _slow_key(args) -> tuple:
@@ -108,12 +143,13 @@ class Shares:
         address = self._addresses.get(key)
         if address is None:
             address = self._addresses[key] = self._compile(args)
-        if _launch(address, nt, args):
+        nw = min(nt, numba.get_num_threads())
+        if _launch(address, nt, nw, np.full(1, nw, dtype=np.int64), args):
             self._reraise(nt, args)
 
     def over(self, n: int, *args) -> None:
-        """The shares of n independent items, on threads(n) threads."""
-        self(threads(n), *args)
+        """n independent items in shares(n) shares."""
+        self(shares(n), *args)
 
     def _reraise(self, nt, args) -> None:
         """A share raised on a worker thread: run the shares again here, through the dispatcher,

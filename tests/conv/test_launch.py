@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from fastcnn.kernels.cpu.launch import Shares, span, threads
+from fastcnn.kernels.cpu.launch import SPLIT, Shares, shares, span, threads
 
 
 @njit(nogil=True)
@@ -30,7 +30,17 @@ def _check_positive(t, nt, x, out):
         out[i] = x[i]
 
 
-@pytest.mark.parametrize("nt", [1, 2, 5])
+@njit(nogil=True)
+def _first_share_slow(t, nt, spins, ids, sink):
+    ids[t] = numba.get_thread_id()
+    if t == 0:
+        acc = 0.0
+        for i in range(spins):
+            acc += (i % 7) * 1e-9
+        sink[0] = acc
+
+
+@pytest.mark.parametrize("nt", [1, 2, 5, 17])
 def test_each_share_runs_once_with_its_index_and_the_count(nt):
     out = np.zeros(nt, dtype=np.int64)
     ids = np.full(nt, -1, dtype=np.int64)
@@ -55,6 +65,24 @@ def test_span_splits_a_range_into_contiguous_near_equal_parts(n, nt):
     assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
     sizes = [hi - lo for lo, hi in parts]
     assert max(sizes) - min(sizes) <= 1
+
+
+def test_a_running_thread_takes_over_the_shares_a_busy_one_has_not_started():
+    """Share 0 runs for a long time (≈ 0.1 s); the other worker takes every other share meanwhile
+    instead of leaving half of them queued behind share 0 (a fixed split would)."""
+    if numba.get_num_threads() < 2:
+        pytest.skip("one Numba thread")
+    nt = 16
+    ids = np.full(nt, -1, dtype=np.int64)
+    shares = Shares(_first_share_slow)
+    shares(nt, 10, ids, np.zeros(1))  # compile
+    shares(nt, 60_000_000, ids, np.zeros(1))
+    assert (ids[1:] == ids[1]).all() and ids[1] != ids[0]
+
+
+def test_shares_is_split_per_thread_at_most_n():
+    assert shares(0) == 1 and shares(3) == 3
+    assert shares(10**6) == SPLIT * numba.get_num_threads()
 
 
 def test_each_argument_type_gets_its_own_compiled_share():
