@@ -141,9 +141,9 @@ def load_object(spec: str, what: str = "NAME"):
     if not hasattr(module, name):
         names = defined_names(module)
         close = difflib.get_close_matches(name, [n.split(" ")[0] for n in names], 1)
-        hint = f"; did you mean {close[0]}?" if close else ""
+        hint = f" (did you mean {close[0]}?)" if close else ""
         have = ", ".join(names) if names else "nothing public (only names starting with _ or imports)"
-        raise UserCodeError(f"{path}: defines no {name!r}{hint} It defines: {have}")
+        raise UserCodeError(f"{path}: defines no {name!r}{hint}; it defines: {have}")
     return getattr(module, name), path.resolve(), name
 
 
