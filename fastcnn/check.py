@@ -587,3 +587,35 @@ def format_report(report) -> str:
     else:
         out.append(f"\nall {len(rows)} checks pass (relative error < {TOL:g})")
     return "\n".join(out)
+
+
+# --- agreement before a benchmark --------------------------------------------------------------
+def agreement(target, in_shape, geometry, n: int = 2) -> dict:
+    """Relative errors of a user algorithm (``resolve``'s target) against the naive reference on
+    one layer shape at batch ``n``, float64: {"y": e, "dx": e, ...}; a quantity of the wrong shape,
+    or a call that raises, gives an error of inf and {"error": message}.
+
+    ``geometry``: conv (w_shape, stride, padding), pool (kernel, stride, padding, mode).
+    """
+    rng = np.random.default_rng(3)
+    x = no_ties(rng, (n,) + tuple(in_shape))
+    try:
+        if target["kind"] == "conv":
+            w_shape, s, p = geometry
+            w, b = rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
+            y_ref, c_ref = naive_conv.forward(x, w, b, s, p)
+            dy = rng.standard_normal(y_ref.shape)
+            refs = dict(zip(("y", "dx", "dW", "db"), (y_ref,) + naive_conv.backward(dy, c_ref, True)))
+            y, cache = _pair(target["forward"](x, w, b, s, p), target["path"], target["name"])
+            got = dict(zip(("y", "dx", "dW", "db"),
+                           (y,) + _triple(target["backward"](dy, cache, True), target["path"], target["name"])))
+        else:
+            y_ref, c_ref = naive_pool.forward(x, *geometry)
+            dy = rng.standard_normal(y_ref.shape)
+            refs = {"y": y_ref, "dx": naive_pool.backward(dy, c_ref)}
+            y, cache = _pair(target["forward"](x, *geometry), target["path"], target["name"])
+            got = {"y": y, "dx": target["backward"](dy, cache)}
+    except Exception as e:  # the user's code: reported, not raised
+        return {"error": f"raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")}
+    return {k: (rel_error(got[k], r) if hasattr(got[k], "shape") and tuple(got[k].shape) == tuple(r.shape)
+                else float("inf")) for k, r in refs.items()}
