@@ -259,6 +259,8 @@ def _layer_checks(t, rows, notes):
                 raise UserCodeError(f"{path}: {name}.parameters is not a method; leave Layer's own")
         with calling(path, f"{name}.to(np, float64)"):
             layer.to("numpy", np.float64)
+        for prm in layer.parameters():  # random values: zero weights (a layer left to Sequential's
+            prm.data[...] = rng.standard_normal(prm.data.shape)  # initialisation) would hide a wrong dx
         layer.train()
         for shape in shapes:
             case = f"N={shape[0]} " + ("in " + "×".join(map(str, shape[1:])))
