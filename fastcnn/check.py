@@ -276,8 +276,8 @@ def _layer_checks(t, rows, notes):
             layer.needs_input_grad = True
             with calling(path, f"{name}.backward"):
                 dx = layer.backward(g)
-            grads = {p.name or f"param{i}": p.grad.copy() for i, p in enumerate(layer.parameters())}
-            datas = {p.name or f"param{i}": p.data for i, p in enumerate(layer.parameters())}
+            grads = {k: p.grad.copy() for k, p in _named(layer)}
+            datas = {k: p.data for k, p in _named(layer)}
 
             def loss():
                 with calling(path, f"{name}.forward"):
@@ -291,7 +291,7 @@ def _layer_checks(t, rows, notes):
                 layer.forward(x)
                 with calling(path, f"{name}.backward"):
                     layer.backward(g)
-                again = {p.name or f"param{i}": p.grad for i, p in enumerate(layer.parameters())}
+                again = {k: p.grad for k, p in _named(layer)}
                 err = max(rel_error(again[k], grads[k]) for k in grads)
                 _row(case, ".grad overwritten", "1st backward", err, rows,
                      None if err < TOL else {"msg": "a second backward changed the gradients (doubled when they are "
@@ -300,11 +300,21 @@ def _layer_checks(t, rows, notes):
             first = False
 
 
+def _named(layer) -> list:
+    """(name, parameter) of a layer: "weight", ...; in a Sequential "Linear#4.weight", ..."""
+    subs = getattr(layer, "layers", None)
+    if isinstance(subs, list):
+        return [(f"{sub.name}.{p.name or i}", p) for sub in subs for i, p in enumerate(sub.parameters())]
+    return [(p.name or f"param{i}", p) for i, p in enumerate(layer.parameters())]
+
+
 def _layer_shapes(layer, label, first) -> list:
     """Input shapes for a layer: (N, in_features) when it has in_features, else (N, C, H, W) with
     C its in_channels / num_features (3 otherwise), non-square, batch 1 and 3 (2 for variants)."""
     f = getattr(layer, "in_features", None)
     batches = (1, 3) if first else (2,)
+    if isinstance(getattr(layer, "input_shape", None), tuple):  # a Sequential built with its input shape
+        return [(n,) + layer.input_shape for n in batches]
     if isinstance(f, int):
         return [(n, f) for n in batches]
     c = next((getattr(layer, k) for k in ("in_channels", "num_features", "channels")
