@@ -57,3 +57,21 @@ def test_bench_train_registers_only_an_agreeing_algorithm_and_only_for_the_run()
             with registered(CONV, good["algo"]):
                 pass
     assert "good.py:LoopConv" not in CONV
+
+
+def test_bench_train_times_the_users_algorithm_beside_the_others(tmp_path, monkeypatch, capsys):
+    from fastcnn import bench
+
+    seen = {}
+
+    def fake_run(xp, **kw):
+        seen["algos"] = list(CONV)
+        return [], 350, "given"
+
+    monkeypatch.setattr(bench_train, "run", fake_run)
+    monkeypatch.setattr("fastcnn.bench.charts.bar_chart", lambda *a, **k: None)
+    extra = user_algorithms([f"{FILES / 'good.py'}:LoopConv", f"{FILES / 'bad.py'}:LoopConv"])
+    bench.bench_train(np, tmp_path, True, ["machine"], extra=extra)
+    assert "good.py:LoopConv" in seen["algos"] and "bad.py:LoopConv" not in seen["algos"]
+    assert "bad.py:LoopConv: disagrees with naive on conv1" in capsys.readouterr().out
+    assert "good.py:LoopConv" not in CONV  # registered for the benchmark only

@@ -89,7 +89,7 @@ def test_a_changed_file_is_refused_and_the_copy_can_be_named(tmp_path, net, smal
     assert rc == 2 and "which no longer exists" in err
 
 
-def test_report_of_a_user_network(tmp_path, net, small_idx, capsys):
+def test_report_of_a_user_network(tmp_path, net, small_idx, capsys, monkeypatch):
     pytest.importorskip("matplotlib")
     run = tmp_path / "run"
     assert _main(capsys, "train", "--model", f"{net}:small_net", "--data-dir", small_idx, "--epochs", "1",
@@ -99,6 +99,16 @@ def test_report_of_a_user_network(tmp_path, net, small_idx, capsys):
     page = (run / "report.html").read_text()
     assert "LoopConv2D" in page and "Training curves" in page
     assert not list(run.glob(".report.html.*"))  # written atomically: no temporary file left
+    from fastcnn import files
+    from fastcnn.viz.report import build_report
+
+    def fail(*a):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(files.os, "replace", fail)
+    with pytest.raises(OSError):
+        build_report(run)
+    assert (run / "report.html").read_text() == page and not list(run.glob(".report.html.*"))
 
 
 def test_build_with_record_and_summary(net, capsys):
