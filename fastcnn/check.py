@@ -235,7 +235,7 @@ def _central(case, quantity, analytic, arr, fn, rng, rows, **ctx):
     return _row(case, quantity, "central diff", err, rows, None if err < TOL else {"got": got, "ref": ref, **ctx})
 
 
-def _layer_checks(t, rows, notes):
+def _layer_checks(t, rows, notes, input_shape=None):
     path, name = t["path"], t["name"]
     rng = np.random.default_rng(0)
     first = True
@@ -249,12 +249,18 @@ def _layer_checks(t, rows, notes):
             continue
         if not isinstance(layer, Layer):
             raise UserCodeError(f"{path}: {name}(...) built a {type(layer).__name__}, not a fastcnn.nn.Layer")
-        shapes = _layer_shapes(layer, label, first)
+        shapes = _layer_shapes(layer, label, first, input_shape)
         if first:  # the contract, in float32 (a float64 check would not see a float64 allocation)
             x32 = no_ties(rng, shapes[-1]).astype(np.float32)
             with calling(path, f"{name}.to(np, float32)"):
                 layer.to("numpy", np.float32)
-            probe_layer(layer, x32, path, name)
+            try:
+                probe_layer(layer, x32, path, name)
+            except UserCodeError as e:
+                if input_shape is None and "forward, given x of shape" in str(e):
+                    raise UserCodeError(f"{e}\n(fastcnn check chose that input; give your layer's per-sample "
+                                        "input shape with --input-shape, e.g. --input-shape 5 or 3,8,8)") from None
+                raise
             if not getattr(layer, "parameters", None) or not callable(layer.parameters):
                 raise UserCodeError(f"{path}: {name}.parameters is not a method; leave Layer's own")
         with calling(path, f"{name}.to(np, float64)"):
@@ -308,11 +314,14 @@ def _named(layer) -> list:
     return [(p.name or f"param{i}", p) for i, p in enumerate(layer.parameters())]
 
 
-def _layer_shapes(layer, label, first) -> list:
-    """Input shapes for a layer: (N, in_features) when it has in_features, else (N, C, H, W) with
-    C its in_channels / num_features (3 otherwise), non-square, batch 1 and 3 (2 for variants)."""
+def _layer_shapes(layer, label, first, input_shape=None) -> list:
+    """Input shapes for a layer, batch 1 and 3 (2 for variants): (N,) + ``input_shape`` when given,
+    else (N,) + a Sequential's input_shape, (N, in_features) when it has in_features, else
+    (N, C, H, W) with C its in_channels / num_features (3 otherwise), non-square."""
     f = getattr(layer, "in_features", None)
     batches = (1, 3) if first else (2,)
+    if input_shape is not None:
+        return [(n,) + tuple(input_shape) for n in batches]
     if isinstance(getattr(layer, "input_shape", None), tuple):  # a Sequential built with its input shape
         return [(n,) + layer.input_shape for n in batches]
     if isinstance(f, int):
@@ -563,14 +572,29 @@ def _conv_specific(q, d, rows) -> list:
 
 
 # --- the whole check ---------------------------------------------------------------------------
-def run(spec: str, args=None, kind=None, modes=("max", "avg")) -> dict:
+def parse_shape(text):
+    """``--input-shape``: "5" or "3,8,8" (per sample, no batch axis) -> a tuple of ints ≥ 1."""
+    if text is None or isinstance(text, tuple):
+        return text
+    try:
+        shape = tuple(int(v) for v in str(text).replace("×", ",").replace("x", ",").split(","))
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise ValueError(f"--input-shape takes the per-sample shape as integers ≥ 1, e.g. 5 or 3,8,8; got {text!r}")
+    return shape
+
+
+def run(spec: str, args=None, kind=None, modes=("max", "avg"), input_shape=None) -> dict:
     """Check ``spec`` (PATH.py:NAME). Returns {"target", "rows", "diagnosis", "notes", "ok"};
-    raises UserCodeError (exit code 2) when the file or its API is unusable."""
+    raises UserCodeError (exit code 2) when the file or its API is unusable. ``input_shape``: a
+    layer's per-sample input shape (default: chosen from its attributes, see _layer_shapes)."""
+    input_shape = parse_shape(input_shape)
     target, notes = resolve(spec, args, kind)
     rows = []
     with np.errstate(all="ignore"):
         if target["kind"] == "layer":
-            _layer_checks(target, rows, notes)
+            _layer_checks(target, rows, notes, input_shape)
         elif target["kind"] == "conv":
             _conv_checks(target, rows, notes)
         else:

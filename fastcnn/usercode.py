@@ -164,7 +164,7 @@ def probe_layer(layer, x, path, name: str) -> None:
     """One forward and backward of a user layer on ``x``, checking the Layer contract: y keeps
     x's dtype, backward(dy) returns dx of x's shape and dtype (or None when ``needs_input_grad``
     is off), every parameter's .grad has its data's shape and dtype. UserCodeError otherwise."""
-    with calling(path, f"{name}.forward"):
+    with calling(path, f"{name}.forward, given x of shape {tuple(x.shape)} {x.dtype},"):
         y = layer.forward(x)
     if not hasattr(y, "shape") or not hasattr(y, "dtype"):
         raise UserCodeError(f"{path}: {name}.forward returned a {type(y).__name__}; it must return an array "
@@ -173,7 +173,7 @@ def probe_layer(layer, x, path, name: str) -> None:
         raise UserCodeError(f"{path}: {name}.forward returned y as {y.dtype} for a {x.dtype} input; create the "
                             f"output with the input's dtype (e.g. xp.zeros(shape, dtype=x.dtype))")
     dy = (y * 0 + 1).astype(y.dtype)
-    with calling(path, f"{name}.backward"):
+    with calling(path, f"{name}.backward, given dy of shape {tuple(dy.shape)} {dy.dtype},"):
         dx = layer.backward(dy)
     if dx is None:
         if getattr(layer, "needs_input_grad", True):

@@ -13,6 +13,8 @@ def add_parser(sub):
     p.add_argument("target", metavar="PATH.py:NAME")
     p.add_argument("--args", metavar="JSON|k=v,...",
                    help="arguments of the layer's constructor, e.g. kernel_size=2 or '{\"kernel_size\": [2, 2]}'")
+    p.add_argument("--input-shape", metavar="C,H,W|F",
+                   help="a layer's per-sample input shape (default: from its in_channels / in_features, else 3,7,9)")
     p.add_argument("--kind", choices=["conv", "pool"], help="an algorithm's kind, when its signature does not tell")
     p.add_argument("--mode", choices=["max", "avg"], help="pooling algorithms: check this mode only (default both)")
 
@@ -20,6 +22,7 @@ def add_parser(sub):
 def run(args) -> int:
     from ..check import format_report, run as check
 
-    report = check(args.target, args.args, args.kind, (args.mode,) if args.mode else ("max", "avg"))
+    report = check(args.target, args.args, args.kind, (args.mode,) if args.mode else ("max", "avg"),
+                   args.input_shape)
     print(format_report(report))
     return 0 if report["ok"] else 1

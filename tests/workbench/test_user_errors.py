@@ -156,3 +156,31 @@ class Broken(AvgPool):
     err = _err(capsys, "train", "--model", f"{p}:nothing", "--out", out, "--no-progress")
     assert "defines no 'nothing'" in err
     assert not out.exists()  # nothing was written for a network that cannot be built
+
+
+def test_a_layer_on_other_inputs_is_told_about_input_shape(tmp_path, capsys):
+    p = _file(tmp_path, """
+import numpy as np
+from fastcnn import nn
+
+class MyLinear(nn.Layer):
+    param_names = ("w",)
+
+    def __init__(self, n_in=5, n_out=3):
+        super().__init__()
+        self.w = nn.Parameter(np.ones((n_in, n_out), np.float32), "w")
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.w.data
+
+    def backward(self, dy):
+        self.w.grad[...] = self.x.T @ dy
+        return dy @ self.w.data.T
+""")
+    err = _err(capsys, "check", f"{p}:MyLinear")
+    assert "MyLinear.forward, given x of shape (3, 3, 8, 6) float32, raised ValueError" in err
+    assert "--input-shape" in err
+    assert cli.main(["check", f"{p}:MyLinear", "--input-shape", "5"]) == 0
+    assert "N=3 in 5" in capsys.readouterr().out
+    assert "--input-shape takes the per-sample shape" in _err(capsys, "check", f"{p}:MyLinear", "--input-shape", "a")
