@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 
 import numpy as np
 
@@ -257,7 +258,8 @@ def _layer_checks(t, rows, notes, input_shape=None):
             try:
                 probe_layer(layer, x32, path, name)
             except UserCodeError as e:
-                if input_shape is None and "forward, given x of shape" in str(e):
+                if input_shape is None and re.search(r"forward, given x of shape .* raised (ValueError|IndexError|"
+                                                     r"ShapeError|AssertionError)", str(e)):
                     raise UserCodeError(f"{e}\n(fastcnn check chose that input; give your layer's per-sample "
                                         "input shape with --input-shape, e.g. --input-shape 5 or 3,8,8)") from None
                 raise

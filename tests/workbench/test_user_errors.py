@@ -110,7 +110,8 @@ def test_signatures_that_do_not_match(tmp_path, capsys):
 def test_an_exception_in_forward_names_the_call_and_the_users_line(tmp_path, capsys):
     p = _file(tmp_path, LAYER.format(backward="2 * dy").replace("return 2 * x", "return 2 * x.nonexistent"))
     err = _err(capsys, "check", f"{p}:Double")
-    assert "Double.forward raised AttributeError" in err and "return 2 * x.nonexistent" in err
+    assert "Double.forward, given x of shape (3, 3, 8, 6) float32, raised AttributeError" in err
+    assert "return 2 * x.nonexistent" in err and "--input-shape" not in err
     assert all(f == str(p) for f in re.findall(r'File "([^"]+)"', err))
 
 
