@@ -136,3 +136,16 @@ def test_a_subclass_of_a_fusable_layer_runs_its_own_code():
     model = nn.Sequential(Mine(1, 2, 3), nn.ReLU(), nn.MaxPool2D(2), input_shape=(1, 8, 8))
     model.forward(np.zeros((1, 1, 8, 8), np.float32))
     assert Mine.calls == 1 and model.plan() == model.layers
+
+
+def test_export_where_the_layers_allow(tmp_path, capsys):
+    """A user network of built-in layers exports to ONNX like a preset (with --model PATH.py:FUNC)."""
+    pytest.importorskip("onnx")
+    p = tmp_path / "plain.py"
+    p.write_text("from fastcnn import nn\n\n\ndef net(seed=0):\n    return nn.Sequential(nn.Conv2D(1, 4, 5), nn.ReLU(), "
+                 "nn.AvgPool2D(2), nn.Flatten(), nn.Linear(576, 10), seed=seed, input_shape=(1, 28, 28))\n")
+    models.build(f"{p}:net", seed=1).save(tmp_path / "w.npz")
+    rc, out, err = _main(capsys, "export", "--weights", tmp_path / "w.npz", "--model", f"{p}:net",
+                         "--onnx", tmp_path / "m.onnx")
+    assert rc == 0, err
+    assert (tmp_path / "m.onnx").stat().st_size > 0 and "plain.py:net" in out
