@@ -1,6 +1,5 @@
 """`fastcnn report RUN RUN ...`: one page comparing runs (table and curves overlaid), written atomically."""
 import base64
-import json
 import re
 
 import pytest
