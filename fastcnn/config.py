@@ -20,7 +20,8 @@ def setting(default=None, help="", cli=True, **option):
 class TrainConfig:
     """Every setting of a run; ``None`` means "the preset's recipe" (see models.Recipe)."""
 
-    model: str = setting(models.DEFAULT, f"preset name (default: {models.DEFAULT}; fastcnn summary lists them)")
+    model: str = setting(models.DEFAULT, f"preset name (default: {models.DEFAULT}; fastcnn summary lists them), "
+                         "or your own network: PATH.py:FUNC, FUNC returning an nn.Sequential")
     backend: str = setting("numpy", "numpy, cupy or auto")
     epochs: int | None = setting(help="epochs of the schedule")
     batch_size: int | None = setting(help="samples per training step")
@@ -67,7 +68,7 @@ class TrainConfig:
     def resolved(self) -> "TrainConfig":
         """A copy with the recipe's values filled in, checked; raises ValueError naming the bad setting."""
         r = models.recipe(self.model)
-        c = dataclasses.replace(self)
+        c = dataclasses.replace(self, model=models.canonical(self.model))  # PATH.py:FUNC made absolute
         for name in ("epochs", "batch_size", "optimizer", "lr", "schedule", "weight_decay", "target_acc",
                      "label_smoothing", "ema", "tta", "augment", "eval_every"):
             if getattr(c, name) is None:

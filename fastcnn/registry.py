@@ -12,6 +12,7 @@ with x (N, C, H, W) and pairs of ints for kernel, stride and padding.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -68,6 +69,19 @@ def deterministic() -> bool:
 def register(table: dict, algo: Algo) -> Algo:
     table[algo.name] = algo
     return algo
+
+
+@contextmanager
+def registered(table: dict, algo: Algo):
+    """A scope in which ``algo`` is in ``table`` (a user's own algorithm, for the benchmarks);
+    removed when the scope ends. A name already taken is an error."""
+    if algo.name in table:
+        raise ValueError(f"an algorithm named {algo.name!r} is already registered: give yours another name")
+    table[algo.name] = algo
+    try:
+        yield algo
+    finally:
+        table.pop(algo.name, None)
 
 
 def force(kind: str, name: str | None):

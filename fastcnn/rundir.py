@@ -19,7 +19,10 @@ from .data.formats import load_data
 
 
 def default_run_dir(name: str) -> Path:
-    """``runs/NAME-YYYYmmdd-HHMMSS``: where a run (or a sweep: NAME ``sweep``) goes by default."""
+    """``runs/NAME-YYYYmmdd-HHMMSS``: where a run (or a sweep: NAME ``sweep``) goes by default
+    (a user network /a/mynet.py:net gives NAME mynet-net)."""
+    if models.user.is_spec(name):
+        name = models.user.short_name(name).replace(".py:", "-")
     return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
@@ -49,12 +52,15 @@ def load_checkpoint(run_dir) -> tuple:
     for f in ("config.json", "model.npz", "state.npz"):
         if not (run_dir / f).is_file():
             raise FileNotFoundError(f"cannot resume from {run_dir}: {f} is missing (is it a fastcnn run directory?)")
-    return json.loads((run_dir / "config.json").read_text()), files.load_npz(run_dir / "state.npz")
+    cfg = json.loads((run_dir / "config.json").read_text())
+    models.user.verify(run_dir, cfg.get("model"))  # a user network's file unchanged since the run
+    return cfg, files.load_npz(run_dir / "state.npz")
 
 
 def load_model(run_dir, backend="numpy", weights="model.npz"):
     """The trained model of ``run_dir`` (``weights``: model.npz or best.npz) and its config."""
     cfg = load_config(run_dir)
+    models.user.verify(run_dir, cfg["model"])  # a user network's file unchanged since the run
     model = models.build(cfg["model"])
     model.load(Path(run_dir) / weights)
     return model.to(_backend(backend)), cfg
@@ -68,6 +74,7 @@ def load_weights(weights, model: str | None = None, backend="numpy"):
     if path.is_dir():
         if name is None:
             name = (read_json(path / "config.json", {}) or {}).get("model")
+            models.user.verify(path, name)  # a user network's file unchanged since the run
         path = path / "model.npz"
     state = files.load_npz(path)
     if name is None:

@@ -101,6 +101,7 @@ class Trainer:
         try:
             self.out.mkdir(parents=True, exist_ok=True)
             files.save_json(self.out / "config.json", self.config.to_dict())
+            models.user.save_source(self.config.model, self.out)  # PATH.py:FUNC: its path, hash and a copy
         except OSError as e:
             raise TrainingError(f"cannot write the run directory {self.out}: {e.strerror or e}; "
                                 "choose another with --out") from e

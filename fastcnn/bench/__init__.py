@@ -15,18 +15,39 @@ from . import charts, machine
 DEFAULT_OUT = Path("benchmarks") / "results"
 
 
-def bench_conv(xp, out: Path, quick: bool, header: list, **overrides) -> list:
+def user_algorithms(specs) -> list:
+    """The user's algorithms of ``--algo PATH.py:NAME`` (fastcnn.check.resolve targets), each
+    named ``file.py:NAME`` in the tables; a layer or an unusable file is a UserCodeError."""
+    from ..check import resolve
+    from ..registry import Algo
+    from ..usercode import UserCodeError
+
+    out = []
+    for spec in specs or ():
+        t, _ = resolve(spec)
+        if t["kind"] == "layer":
+            raise UserCodeError(f"{t['path']}: {t['name']} is a layer; --algo takes a convolution or pooling "
+                                "algorithm (forward and backward as in fastcnn.registry). Check a layer with "
+                                f"fastcnn check {spec}")
+        label = f"{t['path'].name}:{t['name']}"
+        out.append({**t, "algo": Algo(label, t["forward"], t["backward"], ("numpy",), autotune=False)})
+    return out
+
+
+def bench_conv(xp, out: Path, quick: bool, header: list, extra=(), **overrides) -> list:
     """Run the conv/pool benchmark, print it, write conv.csv/.md/.png; returns the files.
 
-    ``overrides`` go to ``conv.run`` (batch, naive_batch, repeats, naive_full_ms, ...).
+    ``overrides`` go to ``conv.run`` (batch, naive_batch, repeats, naive_full_ms, ...);
+    ``extra``: the user's algorithms (``user_algorithms``), checked against naive, then timed.
     """
     from . import conv
 
     params = dict(batch=32, naive_batch=2, repeats=2, naive_repeats=1, naive_full_ms=0) if quick else {}
     params.update({k: v for k, v in overrides.items() if v is not None})
     batch = params.get("batch", 128)
-    print(f"timing every conv and pool algorithm on every layer of {', '.join(conv.PRESETS)} at batch {batch}")
-    rows = conv.run(xp, **params)
+    print(f"timing every conv and pool algorithm on every layer of {', '.join(conv.PRESETS)} at batch {batch}"
+          + (f", and yours: {', '.join(t['algo'].name for t in extra)}" if extra else ""))
+    rows = conv.run(xp, extra=extra, **params)
     title = f"Convolution and pooling algorithms, batch {batch}" + (" (--quick)" if quick else "")
     print()
     print(tables.text(conv.COLUMNS, rows, title))
@@ -40,16 +61,29 @@ def bench_conv(xp, out: Path, quick: bool, header: list, **overrides) -> list:
     return files + ([png] if png else [])
 
 
-def bench_train(xp, out: Path, quick: bool, header: list, threads=None, steps_to_97=None) -> list:
+def bench_train(xp, out: Path, quick: bool, header: list, threads=None, steps_to_97=None, extra=()) -> list:
     """Run the training benchmark, print it, write train.csv/.md/.png; returns the files.
 
     ``steps_to_97``: skip measuring the steps the recipe needs to reach 97 % and use this.
+    ``extra``: the user's conv algorithms; each that agrees with naive on the preset's conv layers
+    is registered for the benchmark only (``registry.registered``) and timed like the others.
     """
+    from contextlib import ExitStack
+
+    from ..conv import CONV
+    from ..registry import registered
     from . import train
 
     params = dict(warmup=1, steps=2, naive_steps=1) if quick else {}
     print(f"timing {train.MODEL} training steps at batch {train.BATCH} for every conv algorithm")
-    rows, steps, source = train.run(xp, steps_to_97=steps_to_97, quick=quick, threads=threads, **params)
+    with ExitStack() as scope:
+        for t in extra:
+            why = train.disagreement(t)
+            if why:
+                print(f"  {t['algo'].name}: {why}: not timed; run fastcnn check {t['path'].name}:{t['name']}")
+            else:
+                scope.enter_context(registered(CONV, t["algo"]))
+        rows, steps, source = train.run(xp, steps_to_97=steps_to_97, quick=quick, threads=threads, **params)
     title = f"{train.MODEL} training per conv algorithm, batch {train.BATCH}" + (" (--quick)" if quick else "")
     print()
     print(tables.text(train.COLUMNS, rows, title))
@@ -64,7 +98,7 @@ def bench_train(xp, out: Path, quick: bool, header: list, threads=None, steps_to
 
 def main(args) -> int:
     """Entry point of `fastcnn bench`: args.what in {conv, train}, args.backend, args.threads,
-    args.quick, args.out; optional (benchmarks/ scripts): args.batch, args.naive_batch,
+    args.quick, args.out, args.algo (the user's algorithms, PATH.py:NAME); optional (benchmarks/ scripts): args.batch, args.naive_batch,
     args.naive_full_ms, args.repeats (conv), args.steps_to_97 (train)."""
     from .. import backend
 
@@ -76,11 +110,12 @@ def main(args) -> int:
     quick = bool(getattr(args, "quick", False))
     header = machine.header_lines(machine.info(threads, backend.name_of(xp)))
     print("\n".join(header))
+    extra = user_algorithms(getattr(args, "algo", None))
     if args.what == "conv":
-        files = bench_conv(xp, out, quick, header, **{k: getattr(args, k, None) for k in
-                                                       ("batch", "naive_batch", "naive_full_ms", "repeats")})
+        files = bench_conv(xp, out, quick, header, extra, **{k: getattr(args, k, None) for k in
+                                                              ("batch", "naive_batch", "naive_full_ms", "repeats")})
     elif args.what == "train":
-        files = bench_train(xp, out, quick, header, threads, getattr(args, "steps_to_97", None))
+        files = bench_train(xp, out, quick, header, threads, getattr(args, "steps_to_97", None), extra)
     else:
         raise ValueError(f"unknown benchmark {args.what!r}: choose conv or train")
     print("\nwrote " + ", ".join(str(f) for f in files))

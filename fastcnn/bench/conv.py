@@ -18,7 +18,10 @@ Conventions (also printed under the Markdown table):
 - extra memory: the column (im2col) buffer an algorithm builds, computed from the shape,
   not measured: N·C·kh·kw·oh·ow·itemsize for im2col-like paths (capped by the module's
   MAX_COLS_BYTES chunk bound when it has one), 0 for the others; an algorithm module
-  may define ``workspace_bytes(x_shape, w_shape, stride, padding, itemsize)`` to say its own.
+  may define ``workspace_bytes(x_shape, w_shape, stride, padding, itemsize)`` to say its own;
+- your own algorithms (``--algo PATH.py:NAME``, named file.py:NAME) are first compared with naive
+  on each layer's shape (float64, batch 2, y, dx, dW, db within a relative error of 1e-6) and timed
+  only when they agree, as naive is timed (small batch first); their extra memory is not known (0).
 """
 from __future__ import annotations
 
@@ -129,51 +132,77 @@ def time_passes(fwd, bwd, xp, repeats: int) -> dict:
 
 
 def run(xp, batch=128, naive_batch=8, repeats=7, naive_repeats=3, naive_full_ms=1000.0, dtype=np.float32,
-        log=print) -> list:
+        log=print, extra=()) -> list:
     """One row per (layer shape, available algorithm) of both presets; see the module docstring.
 
     Naive is first timed at ``naive_batch``; when that, scaled linearly to ``batch``, is at most
     ``naive_full_ms`` per forward + backward, it is timed again at the full batch (no scaling);
-    ``naive_full_ms=0`` always scales.
+    ``naive_full_ms=0`` always scales. ``extra``: the user's own algorithms (``fastcnn.check.resolve``
+    targets, ``bench conv --algo``), each checked against naive on the layer's shape first
+    (``fastcnn.check.agreement``): one that disagrees gets a row saying so and is not timed;
+    one that agrees is timed as naive is (it may be as slow).
     """
+    from ..check import TOL, agreement
+
     itemsize = np.dtype(dtype).itemsize
     rows = []
     for preset in PRESETS:
         for spec in layer_shapes(preset):
             table = CONV if spec["kind"] == "conv" else POOL
             naive_total = None
-            for algo in table.values():
-                if not algo.available(xp):
-                    continue
-                is_naive = algo.name == "naive"
-                n = naive_batch if is_naive else batch
+            candidates = [(a, a.name == "naive", None) for a in table.values() if a.available(xp)]
+            candidates += [(t["algo"], True, t) for t in extra if t["kind"] == spec["kind"] and xp is np]
+            for algo, slow, user in candidates:
+                base = {"model": preset, "layer": spec["layer"], "op": describe(spec),
+                        "input": "×".join(map(str, (batch,) + spec["in_shape"])), "algo": algo.name}
+                if user is not None:
+                    errs = agreement(user, spec["in_shape"], _geometry(spec))
+                    off = {k: e for k, e in errs.items() if k == "error" or not e < TOL}
+                    if off:
+                        why = off.get("error") or ", ".join(f"{k} rel. error {e:.1e}" for k, e in off.items())
+                        rows.append({**base, "batch_timed": None, "fwd_ms": None, "bwd_ms": None, "total_ms": None,
+                                     "compile_s": None, "gflops": None, "speedup": None, "extra_bytes": None,
+                                     "note": f"disagrees with naive ({why}): not timed; run fastcnn check "
+                                             f"{user['path'].name}:{user['name']}"})
+                        log(f"  {preset} {spec['layer']:<6} {algo.name:<11} disagrees with naive ({why}): not timed")
+                        continue
+                n = naive_batch if slow else batch
                 fwd, bwd = _passes(algo, spec, n, xp, dtype)
-                t = time_passes(fwd, bwd, xp, naive_repeats if is_naive else repeats)
-                if is_naive and n < batch and (t["fwd_ms"] + t["bwd_ms"]) * batch / n <= naive_full_ms:
+                t = time_passes(fwd, bwd, xp, naive_repeats if slow else repeats)
+                if slow and n < batch and (t["fwd_ms"] + t["bwd_ms"]) * batch / n <= naive_full_ms:
                     n = batch  # cheap enough: measure the full batch instead of scaling
                     fwd, bwd = _passes(algo, spec, n, xp, dtype)
                     t = time_passes(fwd, bwd, xp, naive_repeats)
                 scale = batch / n
                 f, b = t["fwd_ms"] * scale, t["bwd_ms"] * scale
                 total = f + b
-                row = {"model": preset, "layer": spec["layer"], "op": describe(spec),
-                       "input": "×".join(map(str, (batch,) + spec["in_shape"])),
-                       "algo": algo.name, "batch_timed": n, "fwd_ms": f, "bwd_ms": b, "total_ms": total,
+                note = f"scaled from batch {n}" if n != batch else ""
+                if user is not None:
+                    note = "; ".join(filter(None, ["yours, agrees with naive", note]))
+                row = {**base, "batch_timed": n, "fwd_ms": f, "bwd_ms": b, "total_ms": total,
                        "compile_s": max(0.0, t["first_s"] - (t["fwd_ms"] + t["bwd_ms"]) / 1e3),
                        "gflops": None, "speedup": None,
-                       "extra_bytes": extra_bytes(algo, spec, batch, itemsize),
-                       "note": f"scaled from batch {n}" if n != batch else ""}
+                       "extra_bytes": 0 if user is not None else extra_bytes(algo, spec, batch, itemsize),
+                       "note": note}
                 if spec["kind"] == "conv":
                     row["gflops"] = 3 * conv_flops(batch, spec) / (total / 1e3) / 1e9
-                if is_naive:
+                if algo.name == "naive":
                     naive_total = total
                 rows.append(row)
                 log(f"  {preset} {spec['layer']:<6} {algo.name:<11} total {total:9.3f} ms"
                     + (f" ({row['note']})" if row["note"] else ""))
             for r in rows:
-                if r["model"] == preset and r["layer"] == spec["layer"] and naive_total:
+                if r["model"] == preset and r["layer"] == spec["layer"] and naive_total and r["total_ms"]:
                     r["speedup"] = naive_total / r["total_ms"]
     return rows
+
+
+def _geometry(spec) -> tuple:
+    """The layer's geometry as ``fastcnn.check.agreement`` takes it."""
+    l = spec["obj"]
+    if spec["kind"] == "conv":
+        return (tuple(l.weight.data.shape), l.stride, l.padding)
+    return (l.kernel_size, l.stride, l.padding, l.mode)
 
 
 COLUMNS = [

@@ -1,4 +1,4 @@
-"""The `fastcnn` command: train, eval, summary, predict, bench, report, baseline, sweep, export.
+"""The `fastcnn` command: train, eval, summary, predict, check, bench, report, baseline, sweep, export.
 
 One module per command (``fastcnn/cli/<command>.py``), each with ``add_parser(sub)`` and
 ``run(args) -> exit code``; they parse and print, the library does the work. Each command
@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import baseline, bench, eval, export, predict, report, summary, sweep, train
+from . import baseline, bench, check, eval, export, predict, report, summary, sweep, train
 
 #: command name -> its module, in the order ``fastcnn --help`` lists them
-MODULES = {"train": train, "eval": eval, "summary": summary, "predict": predict, "bench": bench,
+MODULES = {"train": train, "eval": eval, "summary": summary, "predict": predict,
+           "check": check, "bench": bench,
            "report": report, "baseline": baseline, "sweep": sweep, "export": export}
 COMMANDS = {name: m.run for name, m in MODULES.items()}
 

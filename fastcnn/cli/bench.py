@@ -11,6 +11,9 @@ def add_parser(sub):
     p.add_argument("--threads", type=positive_int)
     p.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke run")
     p.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
+    p.add_argument("--algo", action="append", metavar="PATH.py:NAME",
+                   help="add your own algorithm (forward/backward as in fastcnn.registry) to the ladder; it is "
+                        "checked against naive before it is timed (repeatable)")
     p.add_argument("--steps-to-97", type=int, default=None, help="skip the 97 %% run and use this step count")
 
 

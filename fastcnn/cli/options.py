@@ -15,7 +15,8 @@ def positive_int(s):
 def add_weights_args(p):
     """--weights, --model, --backend, --threads: the trained model a command works on."""
     p.add_argument("--weights", required=True, help="a run directory or a model .npz")
-    p.add_argument("--model", help="preset of a bare .npz (default: read from the run directory or guessed)")
+    p.add_argument("--model", help="preset of a bare .npz, or your own network PATH.py:FUNC (default: read from "
+                                   "the run directory or guessed)")
     p.add_argument("--backend", default="numpy")
     p.add_argument("--threads", type=positive_int)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 def add_parser(sub):
     p = sub.add_parser("summary", help="layer table and parameter budget of a preset")
-    p.add_argument("--model", default=None)
+    p.add_argument("--model", default=None, help="a preset, or your own network as PATH.py:FUNC")
 
 
 def run(args) -> int:
@@ -14,7 +14,5 @@ def run(args) -> int:
     model = models.build(name)
     print(model.summary())
     n = model.num_params()
-    verdict = "fits" if n <= models.LAB_BUDGET else "does NOT fit"
-    print(f"{name} {verdict} the lab's budget of 9·9·20 + 2000·100 + 100·10 = {models.LAB_BUDGET:,} parameters "
-          f"({n:,} = {n / models.LAB_BUDGET:.1%} of it)")
+    print(models.budget_line(name, n))
     return 0

@@ -72,6 +72,9 @@ def run(args) -> int:
     given = train_settings(args)
     trainer = Trainer.resume(args.resume, **given) if args.resume else Trainer(TrainConfig(**given))
     c = trainer.config
+    from .. import models
+    print(models.budget_line(models.user.short_name(c.model) if models.user.is_spec(c.model) else c.model,
+                             trainer.model.num_params()))
     print(f"training {c.model} ({trainer.model.num_params():,} parameters) on {c.backend}: "
           f"{c.optimizer} lr {c.lr}, batch {c.batch_size}, {c.epochs} epochs, schedule {c.schedule}"
           + (f", target {c.target_acc:.2%}" if c.target_acc else "") + f" -> {trainer.out}")

@@ -1,11 +1,12 @@
 """Named presets: the networks users ask for by name, each with the recipe it trains best with.
 
 The lab reports' networks (``lab_reports.py``) are presets too (report-a … report-e-cnn).
+A name ``PATH.py:FUNC`` is the user's own network: FUNC of that file returns it (``user.py``).
 """
 from __future__ import annotations
 
 from .. import nn
-from . import lab_reports
+from . import lab_reports, user
 from .recipe import Recipe
 
 #: The lab's parameter budget: 9·9·20 + 2000·100 + 100·10.
@@ -109,16 +110,34 @@ def names() -> list:
 
 
 def build(name: str, seed: int = 0, **kw) -> nn.Sequential:
-    """A fresh model of preset ``name``; unknown names are a clear error listing the known ones."""
+    """A fresh model of preset ``name`` (or of the user's ``PATH.py:FUNC``); unknown names are a
+    clear error listing the known ones."""
+    if user.is_spec(name):
+        return user.build(name, seed=seed, **kw)
     if name not in PRESETS:
-        raise ValueError(f"unknown model {name!r}: choose one of {', '.join(names())}")
+        raise ValueError(f"unknown model {name!r}: choose one of {', '.join(names())}, or your own network "
+                         "as PATH.py:FUNC")
     return PRESETS[name][0](seed=seed, **kw)
 
 
+def canonical(name: str) -> str:
+    """A preset's name as is; a user network ``PATH.py:FUNC`` with PATH made absolute (what a run records)."""
+    return user.absolute_spec(name) if user.is_spec(name) else name
+
+
 def recipe(name: str) -> Recipe:
+    if user.is_spec(name):
+        return user.RECIPE
     if name not in PRESETS:
         raise ValueError(f"unknown model {name!r}: choose one of {', '.join(names())}")
     return PRESETS[name][1]
+
+
+def budget_line(name: str, n: int) -> str:
+    """Whether ``n`` parameters fit the lab's budget, one line."""
+    verdict = "fits" if n <= LAB_BUDGET else "does NOT fit"
+    return (f"{name} {verdict} the lab's budget of 9·9·20 + 2000·100 + 100·10 = {LAB_BUDGET:,} parameters "
+            f"({n:,} = {n / LAB_BUDGET:.1%} of it)")
 
 
 def guess(state: dict) -> str:

@@ -144,7 +144,8 @@ class ConvReLUMaxPool(_FusedConv):
 
 def fusable(conv) -> bool:
     """Whether ``conv`` may run on the fused Numba path (numpy backend, numba allowed)."""
-    if not isinstance(conv, Conv2D) or conv.algo not in ("auto", "numba"):
+    # exact types: a user's subclass overriding forward/backward must run its own code, not the fused kernel
+    if type(conv) is not Conv2D or conv.algo not in ("auto", "numba"):
         return False
     return registry.forced("conv") in (None, "numba") and type(conv.weight.data) is np.ndarray
 
@@ -157,8 +158,8 @@ def fuse_layers(layers: list) -> list:
         a = layers[i]
         b = layers[i + 1] if i + 1 < len(layers) else None
         c = layers[i + 2] if i + 2 < len(layers) else None
-        if fusable(a) and isinstance(b, ReLU):
-            if isinstance(c, MaxPool2D) and c.padding == (0, 0):
+        if fusable(a) and type(b) is ReLU:
+            if type(c) is MaxPool2D and c.padding == (0, 0):
                 out.append(ConvReLUMaxPool(a, c, [a, b, c]))
                 i += 3
                 continue

@@ -1,5 +1,6 @@
 """The plots of a run, each written to a PNG: curves, confusion heat map, misclassified
-digits, first-layer filters, feature maps, linear-layer weights.
+digits, first-layer filters, feature maps, linear-layer weights; and the curves of several
+runs overlaid (``compared_curves``, for the comparison page).
 
 matplotlib is imported lazily (the ``viz`` extra) with the non-interactive Agg backend;
 without it every function raises ImportError naming ``pip install 'fastcnn[viz]'``.
@@ -67,6 +68,38 @@ def training_curves(history: list, path) -> Path:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
     fig.suptitle("training curves")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def compared_curves(histories: dict, path, levels=(0.97, 0.99)) -> Path:
+    """Several runs' curves overlaid, one colour per run: test (else validation) accuracy against
+    seconds of training and against epochs, with the ``levels`` as dashed lines, and the test
+    loss against seconds. ``histories``: label -> the rows of that run's history.json."""
+    plt = require_matplotlib()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    col = lambda h, k: np.array([r.get(k) if r.get(k) is not None else np.nan for r in h], float)  # noqa: E731
+    for label, h in histories.items():
+        if not h:
+            continue
+        acc = col(h, "test_accuracy")
+        line, = axes[0].plot(col(h, "train_seconds"), acc, "o-", ms=3, label=label)
+        axes[1].plot(col(h, "epoch"), acc, "o-", ms=3, color=line.get_color(), label=label)
+        axes[2].plot(col(h, "train_seconds"), col(h, "test_loss"), "o-", ms=3, color=line.get_color(), label=label)
+    for ax in axes[:2]:
+        for lv in levels:
+            ax.axhline(lv, ls="--", lw=0.8, color="grey")
+        ax.set_ylabel("test accuracy")
+        lo = min((float(np.nanmin(col(h, "test_accuracy"))) for h in histories.values() if h), default=0.9)
+        ax.set_ylim(max(0.0, min(lo, 0.96) - 0.01), 1.0)
+    axes[0].set_xlabel("seconds of training")
+    axes[1].set_xlabel("epoch")
+    axes[2].set_xlabel("seconds of training")
+    axes[2].set_ylabel("test loss")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("the runs compared (dashed: " + ", ".join(f"{lv:.0%}" for lv in levels) + ")")
     fig.tight_layout()
     return _save(fig, path)
 

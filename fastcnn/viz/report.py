@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import files
 from .. import metrics as M
 from .. import rundir
 from ..inference import classify
@@ -49,8 +50,8 @@ def _milestones_table(fin: dict) -> str:
             + rows + "</table>")
 
 
-def _features_line(fin: dict) -> str:
-    """The training features the run used (metrics.json["features"]), one line."""
+def features_text(fin: dict) -> str:
+    """The training features the run used (metrics.json["features"]), as text ("none" when none)."""
     f = fin.get("features") or {}
     on = []
     for k, v in f.items():
@@ -60,7 +61,12 @@ def _features_line(fin: dict) -> str:
                 on.append(f"schedule {v['name']}" + (f" ({extra})" if extra else ""))
         elif v not in (None, False, 0, ""):
             on.append(f"{k} {', '.join(map(str, v)) if isinstance(v, list) else v}")
-    return "<p>features: " + html.escape("; ".join(on) if on else "none") + "</p>" if f else ""
+    return "; ".join(on) if on else "none"
+
+
+def _features_line(fin: dict) -> str:
+    """The training features the run used, one HTML line."""
+    return "<p>features: " + html.escape(features_text(fin)) + "</p>" if fin.get("features") else ""
 
 
 def _metrics_table(rep: dict) -> str:
@@ -161,6 +167,4 @@ def build_report(run_dir, data_dir=None, image_index: int | None = None, max_err
             f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"
             f"<p class='sub'>model <b>{html.escape(str(cfg.get('model')))}</b> · data "
             f"{html.escape(ds.name)} · {html.escape(str(run))}</p>" + "\n".join(sections) + "</body></html>")
-    path = run / "report.html"
-    path.write_text(page, encoding="utf-8")
-    return path
+    return files.write_text(run / "report.html", page)  # atomic: a reader never sees half a page

@@ -17,6 +17,7 @@ from fastcnn import cli
     (["baseline", "knn", "--classes", "0,x"], "--classes"),
     (["sweep", "--lr", "-1", "--out", "SWEEP_OUT"], "--lr: '-1' must be > 0"),
     (["bench", "conv", "--backend", "tpu"], "tpu"),
+    (["check", "no/such.py:AvgPool"], "no such file"),
 ])
 def test_bad_input_exits_2_with_a_clear_message(argv, says, tmp_path, capsys):
     argv = [str(tmp_path / a) if a.startswith(("no/", "x.npy", "m.onnx", "SWEEP")) else a for a in argv]
@@ -36,8 +37,8 @@ def test_argparse_errors_exit_2(capsys):
 
 def test_every_command_has_its_module():
     sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
-    assert set(sub.choices) == set(cli.MODULES) == {"train", "eval", "summary", "predict", "bench", "report",
-                                                     "baseline", "sweep", "export"}
+    assert set(sub.choices) == set(cli.MODULES) == {"train", "eval", "summary", "predict", "check", "bench",
+                                                     "report", "baseline", "sweep", "export"}
 
 
 def test_python_dash_m_fastcnn_is_the_same_command(tmp_path):
