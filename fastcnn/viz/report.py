@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import metrics as M
-from .. import rundir
+from .. import files, rundir
 from ..inference import classify
 from . import plots
 
@@ -162,5 +162,5 @@ def build_report(run_dir, data_dir=None, image_index: int | None = None, max_err
             f"<p class='sub'>model <b>{html.escape(str(cfg.get('model')))}</b> · data "
             f"{html.escape(ds.name)} · {html.escape(str(run))}</p>" + "\n".join(sections) + "</body></html>")
     path = run / "report.html"
-    path.write_text(page, encoding="utf-8")
+    files.write_text(path, page)  # atomically
     return path
