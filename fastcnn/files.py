@@ -46,8 +46,11 @@ class WriteError(OSError):
         why = cause.strerror or str(cause)
         if cause.errno == errno.ENOSPC:
             why += " (the disk is full: free some space)"
-        super().__init__(f"cannot write {path}: {why}")
-        self.errno, self.filename = cause.errno, str(path)
+        super().__init__(cause.errno, why, str(path))
+        self.message = f"cannot write {path}: {why}"
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def temp_prefix(name: str) -> str:

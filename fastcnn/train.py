@@ -118,7 +118,8 @@ class Trainer:
         self.status = "running"
         self.profiler = None
         self._best = None  # best.npz's weights, written with the next checkpoint
-        self._saved = None  # (step, metrics) of the last checkpoint written
+        self._saved = None  # (step, metrics) of the last checkpoint written (or resumed from)
+        self._wrote = False  # whether this process wrote a checkpoint
 
     # --- run directory -------------------------------------------------------------
     def _check_out(self):
@@ -175,7 +176,7 @@ class Trainer:
             self.status = "failed"
             kept = f"the last complete checkpoint (step {self._saved[0]}) is kept" if self._saved else "nothing was saved"
             msg = f"cannot save the checkpoint of step {s['step']}: {e}; {kept} in {self.out}"
-            if self._saved:
+            if self._saved and self._wrote:  # (a resume that cannot save its start leaves the run as it was)
                 try:
                     files.save_json(self.out / "metrics.json", {**self._saved[1], "status": "failed", "error": msg})
                 except OSError:
@@ -183,6 +184,7 @@ class Trainer:
             raise TrainingError(msg) from e
         self._best = None
         self._saved = (s["step"], metrics)
+        self._wrote = True
 
     @classmethod
     def resume(cls, run_dir, data=None, **overrides) -> "Trainer":
@@ -195,6 +197,7 @@ class Trainer:
         cfg, st, loop = rundir.load_checkpoint(run_dir)
         try:
             record = record_from_dict(cfg)
+            record.check()
         except (TypeError, ValueError) as e:
             raise RunDirError(f"{run_dir / 'config.json'} is not a run's record: {e}") from None
         record = record.resumed(**overrides)
@@ -228,6 +231,7 @@ class Trainer:
                               "set (or its size) changed since the run was saved")
         self.state.update(state)
         self.history = list(loop.get("history", []))
+        self._saved = (self.state["step"], self._metrics())  # the checkpoint kept if the next one fails
 
     # --- evaluation ----------------------------------------------------------------
     def evaluate(self) -> dict:

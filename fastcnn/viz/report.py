@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,7 @@ def _kv_table(d: dict) -> str:
         if isinstance(v, float):
             v = f"{v:.6g}"
         elif isinstance(v, (dict, list)):
-            v = json.dumps(v)
+            v = files.json_text(v)
         rows.append(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>")
     return '<table class="kv">' + "".join(rows) + "</table>"
 
