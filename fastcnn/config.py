@@ -19,9 +19,10 @@ from dataclasses import dataclass, field, fields
 
 from . import backend, models
 
-#: The settings ``fastcnn train --resume`` may change: how long and how the run goes on, not
-#: what it computes. Any other setting given with --resume is an error naming it.
-RESUMABLE = ("epochs", "time_budget", "target_acc", "threads", "progress", "profile")
+#: The settings ``fastcnn train --resume`` may change: how long and where the run goes on, not
+#: what it computes (a checkpoint written on the GPU continues on the CPU and back: --backend).
+#: Any other setting given with --resume is an error naming it.
+RESUMABLE = ("epochs", "time_budget", "target_acc", "threads", "progress", "profile", "backend")
 
 #: Where a run's data came from (RunRecord.data_source).
 DATA_SOURCES = {

@@ -96,7 +96,7 @@ def test_resume_records_what_it_uses(run, capsys):
     assert after == {**cfg, "epochs": 2, "time_budget": 100.0, "out": str(run)}  # (the run was copied here)
     hist = json.loads((run / "history.json").read_text())
     assert {h["lr"] for h in hist} == {cfg["lr"]} and hist[-1]["step"] == 16
-    assert set(RESUMABLE) == {"epochs", "time_budget", "target_acc", "threads", "progress", "profile"}
+    assert set(RESUMABLE) == {"epochs", "time_budget", "target_acc", "threads", "progress", "profile", "backend"}
     train = cli.build_parser()._subparsers._group_actions[0].choices["train"]
     says = next(a.help for a in train._actions if a.dest == "resume")
     assert all(o in says for o in ("--epochs", "--time-budget", "--target-acc", "--threads", "--no-progress"))
