@@ -161,6 +161,19 @@ def test_a_directory_holding_a_run_needs_overwrite(run, data, capsys):
     assert not (run / "best.npz").exists()  # the old run's files went first
 
 
+@pytest.mark.parametrize("extra,says", [
+    (["--overwrite", "--lr", "-1"], "learning rate must be > 0"),
+    (["--overwrite", "--schedule", "step", "--pct-start", "0.2"], "apply to the onecycle schedule"),
+    (["--overwrite", "--data-dir", "no/such/dir"], "no/such/dir"),
+])
+def test_overwrite_with_bad_settings_keeps_the_old_run(run, extra, says, capsys):
+    """Everything is checked before the old run's files go."""
+    before = _hashes(run)
+    assert cli.main(_train_argv("unused", run, *extra)) == 2
+    assert says in capsys.readouterr().err
+    assert _hashes(run) == before
+
+
 def test_two_processes_cannot_share_a_run_directory(tmp_path, data, capsys):
     out = tmp_path / "run"
     out.mkdir()
