@@ -61,8 +61,11 @@ def temp_prefix(name: str) -> str:
 def _write_temp(path: Path, write) -> str:
     """``write(f)`` into a new temporary file beside ``path`` (fsynced); returns its name.
     The temporary file is removed again when anything fails."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
+    except OSError as e:  # a read-only or missing folder, a file in the way
+        raise WriteError(path, e) from e
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:

@@ -509,3 +509,25 @@ def test_python_dash_m_ctrl_c_at_start_up_exits_130_without_a_traceback(tmp_path
                        timeout=120)
     assert r.returncode == 130 and "Traceback" not in r.stderr and "interrupted" in r.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_saved_before_records_and_whole_checkpoints_still_resumes(run):
+    """config.json without schedule_args/data_source, state.npz without weights, __step__ and
+    schedule.* entries (the schedule inside "loop"), as fastcnn wrote them before."""
+    cfg = json.loads((run / "config.json").read_text())
+    for k in ("schedule_args", "data_source"):
+        del cfg[k]
+    (run / "config.json").write_text(json.dumps(cfg))
+    st = files.load_npz(run / "state.npz")
+    loop = json.loads(str(st["loop"]))
+    loop["schedule"] = {k[9:]: st[k].item() for k in st if k.startswith("schedule.")}
+    old = {k: v for k, v in st.items() if k.startswith("opt.")}
+    old["loop"] = np.array(json.dumps(loop))
+    files.save_npz(run / "state.npz", old)
+    w = files.load_npz(run / "model.npz")
+    del w["__step__"]
+    files.save_npz(run / "model.npz", w)
+    assert cli.main(["eval", "--weights", str(run)]) == 0
+    assert cli.main(["train", "--resume", str(run), "--epochs", "2"]) == 0
+    assert _strict_json(run / "metrics.json")["steps"] == 16 == _step_of(run / "state.npz")
+    assert _strict_json(run / "config.json")["schedule_args"] == {}
