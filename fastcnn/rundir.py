@@ -202,7 +202,9 @@ def data_location(cfg: dict):
 
 
 def load_data_of(cfg: dict, data_dir=None):
-    """The data set a run was trained on (its data source, or ``data_dir``), restricted to its classes."""
+    """The data set a run was trained on (its data source, or ``data_dir``), restricted to its classes.
+    (A run trained on arrays handed to the Trainer without a data_dir, e.g. a sweep's trial on the
+    default data, gets load_data's default.)"""
     return load_data(data_dir if data_dir is not None else data_location(cfg), classes=cfg.get("classes"))
 
 

@@ -128,6 +128,17 @@ def test_relative_data_dir_is_recorded_absolute_and_eval_works_elsewhere(data, t
     assert "on 100 images" in capsys.readouterr().out
 
 
+def test_a_run_on_given_arrays_records_them_as_such(tmp_path, data):
+    from fastcnn.data.formats import load_data
+
+    out = tmp_path / "run"
+    Trainer(TrainConfig(model="report-d", epochs=1, progress=False, conv_algo="im2col", out=str(out)),
+            data=load_data(data)).fit()
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["data_source"], cfg["data_dir"]) == ("arrays", None)
+    assert cli.main(["eval", "--weights", str(out), "--data-dir", str(data)]) == 0
+
+
 def test_data_from_fastcnn_data_is_recorded_and_bundled_stays_bundled(tmp_path, monkeypatch, capsys):
     ds = load_mnist()
     idx = tmp_path / "idx"
