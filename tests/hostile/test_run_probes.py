@@ -542,3 +542,28 @@ def test_a_run_saved_before_records_and_whole_checkpoints_still_resumes(run):
     assert cli.main(["train", "--resume", str(run), "--epochs", "2"]) == 0
     assert _strict_json(run / "metrics.json")["steps"] == 16 == _step_of(run / "state.npz")
     assert _strict_json(run / "config.json")["schedule_args"] == {}
+
+
+def test_kill_9_during_training_then_resume(tmp_path, data):
+    """A real kill -9 at some point of a run that checkpoints at every step: the run resumes from
+    a whole checkpoint, whatever the moment."""
+    import time
+
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "fastcnn", *_train_argv(data, out, "--epochs", "500", "--eval-every", "1")]
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:  # until the first evaluations are saved
+            if (out / "history.json").is_file() and _strict_json(out / "history.json"):
+                break
+            time.sleep(0.05)
+        time.sleep(0.2)  # some checkpoints later
+    finally:
+        p.kill()
+        p.wait()
+    m = _strict_json(out / "metrics.json")
+    assert m["status"] == "running" and m["steps"] > 0
+    assert cli.main(["train", "--resume", str(out), "--epochs", "1"]) == 0  # the epochs were cut short
+    assert not [q for q in out.iterdir() if q.name.endswith(".tmp")]
+    assert _step_of(out / "model.npz") == _step_of(out / "state.npz") == _strict_json(out / "metrics.json")["steps"]
