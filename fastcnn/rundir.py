@@ -122,8 +122,11 @@ def load_checkpoint(run_dir) -> tuple:
 
 def check_finite(state: dict, path) -> None:
     """Raise RunDirError naming ``path`` and the first tensor of ``state`` that holds NaN or
-    infinity (a diverged run's weights are not a model)."""
+    infinity (a diverged run's weights are not a model). The schedule's numbers (``schedule.*``:
+    ReduceLROnPlateau's best starts at -inf) are not tensors."""
     for k, v in state.items():
+        if k.startswith("schedule."):
+            continue
         if isinstance(v, np.ndarray) and v.dtype.kind in "fc" and not np.isfinite(v).all():
             what = "NaN" if np.isnan(v).any() else "infinity"
             raise RunDirError(f"{path}: tensor {k!r} holds {what}: these weights diverged and cannot be used "

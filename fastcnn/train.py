@@ -478,8 +478,11 @@ def _number(v):
 
 
 def _first_non_finite(arrays: dict):
-    """The name of the first floating-point array in ``arrays`` holding NaN or infinity, else None."""
+    """The name of the first floating-point array in ``arrays`` holding NaN or infinity, else None
+    (the schedule's bookkeeping is not a tensor: ReduceLROnPlateau starts with best = -inf)."""
     for k, v in arrays.items():
+        if k.startswith("schedule."):
+            continue
         if isinstance(v, np.ndarray) and v.dtype.kind in "fc" and not np.isfinite(v).all():
             return repr(k)
     return None

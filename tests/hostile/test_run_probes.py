@@ -319,6 +319,14 @@ def test_divergence_keeps_a_finite_checkpoint(tmp_path, data, capsys):
     assert m["status"] == "diverged" and m["steps"] == _step_of(out / "model.npz")
 
 
+def test_a_schedule_starting_at_minus_infinity_is_not_divergence(tmp_path, data):
+    """ReduceLROnPlateau's best is -inf until its first step (the end of the first epoch)."""
+    out = tmp_path / "run"
+    assert cli.main(_train_argv(data, out, "--schedule", "plateau", "--epochs", "2", "--time-budget", "0.01")) == 0
+    assert cli.main(["train", "--resume", str(out), "--time-budget", "100"]) == 0
+    assert _strict_json(out / "metrics.json")["status"] == "completed"
+
+
 def test_a_non_finite_buffer_is_divergence_not_a_checkpoint(tmp_path, data):
     """A batch-norm running variance of inf (the loss may still be finite) is not saved."""
     out = tmp_path / "run"
