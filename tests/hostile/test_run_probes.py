@@ -344,18 +344,16 @@ def test_a_non_finite_buffer_is_divergence_not_a_checkpoint(tmp_path, data):
     assert _strict_json(out / "metrics.json")["status"] == "diverged"
 
 
-@pytest.mark.parametrize("argv,needs", [
-    (["eval", "--weights", "W"], None),
-    (["predict", "--weights", "W", "--input", "X"], None),
-    (["export", "--weights", "W", "--onnx", "O"], None),
-    (["report", "W"], "matplotlib"),
+@pytest.mark.parametrize("argv,needs,where", [
+    (["eval", "--weights", "W"], None, "run"), (["eval", "--weights", "W"], None, "npz"),
+    (["predict", "--weights", "W", "--input", "X"], None, "run"),
+    (["predict", "--weights", "W", "--input", "X"], None, "npz"),
+    (["export", "--weights", "W", "--onnx", "O"], None, "run"), (["export", "--weights", "W", "--onnx", "O"], None, "npz"),
+    (["report", "W"], "matplotlib", "run"),  # (report takes a run directory only)
 ])
-@pytest.mark.parametrize("where", ["run", "npz"])
 def test_readers_refuse_non_finite_weights(run, tmp_path, argv, needs, where, capsys):
     if needs:
         pytest.importorskip(needs)
-    if where == "npz" and argv[0] == "report":
-        pytest.skip("report takes a run directory")
     w = files.load_npz(run / "model.npz")
     key = next(k for k in w if k.endswith("weight"))
     w[key][0] = np.nan
