@@ -116,6 +116,19 @@ def test_the_record_is_resolved_once_and_reads_back_equal(tmp_path):
     assert TrainConfig(model="fast99").resolved().schedule_args == {"pct_start": 0.15}
 
 
+def test_a_resume_never_consults_the_preset(run, monkeypatch):
+    """The Trainer builds every part from the record: a recipe that changed (here: one that cannot be
+    read at all) does not change a resumed run."""
+    from fastcnn import models
+
+    def no_recipe(name):
+        raise AssertionError(f"the recipe of {name} was consulted")
+    monkeypatch.setattr(models, "recipe", no_recipe)
+    assert cli.main(["train", "--resume", str(run), "--epochs", "2"]) == 0
+    with pytest.raises(AssertionError, match="consulted"):
+        TrainConfig(model="report-d").resolved()  # (the one place that reads it)
+
+
 # --- item 9: the data source is recorded absolute ---------------------------------------
 def test_relative_data_dir_is_recorded_absolute_and_eval_works_elsewhere(data, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(data.parent)
