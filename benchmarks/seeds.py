@@ -78,7 +78,8 @@ def run_seed(args, seed: int, extra: dict) -> tuple:
                time_budget=args.time_budget, threads=args.threads, data_dir=args.data_dir, out=str(out),
                progress=args.progress)
     cfg.update(extra)
-    t = Trainer(TrainConfig(**{k: v for k, v in cfg.items() if v is not None}))
+    # a rerun of the benchmark replaces its own seed runs
+    t = Trainer(TrainConfig(**{k: v for k, v in cfg.items() if v is not None}), overwrite=True)
     m = t.fit()
     ms = m.get("milestones", {})
     row = {"seed": seed, "status": m["status"], "test_accuracy": m["test_accuracy"],

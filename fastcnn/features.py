@@ -34,7 +34,8 @@ def parse_betas(v) -> tuple | None:
 
 def resolve(c, recipe) -> None:
     """Fill ``c``'s feature settings left None from ``recipe`` (in place): betas when the optimizer
-    is the recipe's, the onecycle arguments when the schedule is the recipe's."""
+    is the recipe's, the onecycle arguments and ``schedule_args`` when the schedule is the
+    recipe's (part of TrainConfig.resolved, the one place a recipe is read)."""
     if c.betas is None and c.optimizer == recipe.optimizer:
         c.betas = recipe.betas
     if c.momentum is None and c.optimizer == recipe.optimizer:
@@ -45,6 +46,20 @@ def resolve(c, recipe) -> None:
             setattr(c, k, recipe.schedule_args[k])
     if isinstance(c.augment, str) and c.augment.strip().lower() == "none":
         c.augment = ""  # "" (not None) so that a resumed run does not take the recipe's again
+    if c.schedule_args is None:  # the recipe's arguments go with the recipe's schedule only
+        c.schedule_args = dict(recipe.schedule_args) if c.schedule == recipe.schedule else {}
+    if isinstance(c.schedule_args, dict):  # what schedule.make gets, as JSON keeps it
+        c.schedule_args = _plain({**c.schedule_args,
+                                  **{k: getattr(c, k) for k in ONECYCLE_ARGS if getattr(c, k) is not None}})
+
+
+def _plain(v):
+    """``v`` with tuples made lists, as it reads back from JSON (so a record equals its config.json)."""
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
 
 
 def check(c) -> None:
@@ -83,12 +98,10 @@ def optimizer_kwargs(c) -> dict:
     return kw
 
 
-def schedule_kwargs(c, recipe) -> dict:
-    """Keyword arguments of schedule.make: the recipe's when the schedule is the recipe's,
-    overridden by the onecycle arguments of ``c``."""
-    kw = dict(recipe.schedule_args) if c.schedule == recipe.schedule else {}
-    kw.update({k: getattr(c, k) for k in ONECYCLE_ARGS if getattr(c, k) is not None})
-    return kw
+def schedule_kwargs(c) -> dict:
+    """Keyword arguments of schedule.make: the record's ``schedule_args`` (filled by ``resolve``:
+    the recipe's when the schedule is the recipe's, with the onecycle settings over them)."""
+    return dict(c.schedule_args or {})
 
 
 def make_ema(c, model):

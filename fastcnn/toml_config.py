@@ -52,7 +52,7 @@ def load_train_config(path) -> dict:
     extra_tables = [k for k, v in doc.items() if isinstance(v, dict) and k not in ("train", "sweep")]
     if extra_tables:
         raise ValueError(f"--config {path}: unknown table(s) {extra_tables}: use [train] and [sweep]")
-    known = {f.name for f in fields(TrainConfig)}
+    known = {f.name for f in fields(TrainConfig) if not f.metadata.get("record")}  # not the record's facts
     out = {}
     for k, v in table.items():
         key = k.replace("-", "_")

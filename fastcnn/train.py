@@ -5,10 +5,20 @@ One step (fastcnn.step.train_step): uint8 batch -> float32 on the model's device
 ``train_seconds`` counts the training steps only: no data loading, no evaluation.
 The run's settings (threads, forced conv algorithm, deterministic mode) hold inside ``fit()``
 only (``fastcnn.settings``): afterwards the process is as it was, also when fit raises.
+
+The Trainer builds every part from the run's record (fastcnn.config.RunRecord, resolved once
+and saved as config.json) and never consults the preset's recipe itself. A checkpoint is one
+unit (``checkpoint``): config.json, model.npz, history.json, metrics.json (and best.npz) are
+written to temporary files first and renamed into place with state.npz last; state.npz alone
+holds everything a resumed run needs (weights, optimizer, EMA, schedule, loop position,
+history), so a run always resumes from a whole checkpoint, and model.npz carries its step so
+that a pair cut between two renames (kill -9 in those microseconds) is seen and repaired by the
+next resume. A checkpoint is written only when every parameter, buffer and optimizer/EMA
+state is finite; otherwise the run has diverged and the last good one stays.
 """
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
 import sys
 from contextlib import contextmanager
@@ -19,10 +29,11 @@ import numpy as np
 
 from . import augment, backend, features, files, models, optim, rundir, threads
 from . import schedule as schedules
-from .config import TrainConfig
+from .config import TrainConfig, record_from_dict
 from .inference import evaluate
 from .data import BatchIterator
 from .data.formats import load_data, select_classes
+from .rundir import RunDirError
 from .nn import SoftmaxCrossEntropy
 from .scoped_settings import settings
 from .step import train_step
@@ -50,16 +61,25 @@ def buffers_restored(model):
 
 
 class Trainer:
-    """Trains ``model`` (built from ``config.model`` when None) on ``data`` (MNIST when None).
+    """Trains ``model`` (built from ``config.model`` when None) on ``data`` (the record's data
+    source when None) into the run directory ``out`` (default: ``config.out``, else
+    ``runs/MODEL-TIME``).
 
     ``fit()`` returns the metrics dict, also written to ``<out>/metrics.json`` with
-    ``config.json``, ``history.json``, ``model.npz`` (weights) and ``state.npz``
-    (optimizer, schedule and loop position, for ``Trainer.resume``).
+    ``config.json`` (the record), ``history.json``, ``model.npz`` (weights) and ``state.npz``
+    (the checkpoint ``Trainer.resume`` continues from). A directory that already holds a run is
+    an error unless ``overwrite`` (which removes that run's files first); one process at a time
+    trains in a directory (``rundir.locked``).
     """
 
-    def __init__(self, config: TrainConfig, model=None, data=None, out=None):
-        self.config = config.resolved()
-        c = self.config
+    def __init__(self, config: TrainConfig, model=None, data=None, out=None, overwrite: bool = False,
+                 _resuming: bool = False):
+        record = config.resolved(data_given=data is not None)  # the one record; checked
+        self.out = Path(out or record.out or rundir.default_run_dir(record.model)).absolute()
+        self.config = c = dataclasses.replace(record, out=str(self.out))
+        self.overwrite, self._resuming = overwrite, _resuming
+        if not _resuming:
+            self._check_out()
         self.xp = backend.get(c.backend)
         #: what fit() runs under, scoped (fastcnn.settings)
         self.settings = {"threads": c.threads, "conv_algo": c.conv_algo, "deterministic": c.deterministic}
@@ -67,12 +87,12 @@ class Trainer:
         self.model = model if model is not None else models.build(c.model, seed=c.seed)
         self.model.to(self.xp, self.dtype)
         self.model.fusion = c.fuse  # Conv→ReLU(→MaxPool) fused on the CPU backend (Sequential.plan)
-        self.data = data if data is not None else load_data(c.data_dir)  # idx dir, .csv, .npz or .mat
+        # idx dir, .csv, .npz or .mat; the bundled MNIST when the record says so
+        self.data = data if data is not None else load_data(rundir.data_location(c.to_dict()))
         if c.classes:
             self.data = select_classes(self.data, c.classes)
         if c.val_fraction > 0:
             self.data = self.data.split_validation(c.val_fraction, c.seed)
-        self.out = Path(out or c.out or rundir.default_run_dir(c.model))
         self.loss_fn = SoftmaxCrossEntropy(c.label_smoothing)
         x_train = backend.to_device(self.data.x_train, self.xp)  # uploaded once, as uint8
         y_train = backend.to_device(np.asarray(self.data.y_train, np.int64), self.xp)
@@ -86,53 +106,133 @@ class Trainer:
             self.eval_every = self.steps_per_epoch
         self.optimizer = optim.make(c.optimizer, self.model.parameters(), c.lr, weight_decay=c.weight_decay,
                                     **features.optimizer_kwargs(c))
-        r = models.recipe(c.model)
-        self.schedule = schedules.make(c.schedule, self.optimizer, c.epochs, self.steps_per_epoch,
-                                       **features.schedule_kwargs(c, r))
+        try:
+            self.schedule = schedules.make(c.schedule, self.optimizer, c.epochs, self.steps_per_epoch,
+                                           **features.schedule_kwargs(c))
+        except TypeError as e:
+            raise ValueError(f"schedule_args {c.schedule_args} do not fit the {c.schedule} schedule: {e}") from None
         self.ema = features.make_ema(c, self.model)  # None unless --ema / the recipe
         self.state = {"epoch": 0, "step_in_epoch": 0, "step": 0, "train_seconds": 0.0, "samples": 0,
                       "target_reached_seconds": None, "eval_seconds": 0.0, "milestones": {}}
         self.history: list = []
         self.status = "running"
         self.profiler = None
+        self._best = None  # best.npz's weights, written with the next checkpoint
+        self._saved = None  # (step, metrics) of the last checkpoint written (or resumed from)
+        self._wrote = False  # whether this process wrote a checkpoint
 
     # --- run directory -------------------------------------------------------------
-    def _prepare_out(self):
-        try:
-            self.out.mkdir(parents=True, exist_ok=True)
-            files.save_json(self.out / "config.json", self.config.to_dict())
-            models.user.save_source(self.config.model, self.out)  # PATH.py:FUNC: its path, hash and a copy
-        except OSError as e:
-            raise TrainingError(f"cannot write the run directory {self.out}: {e.strerror or e}; "
-                                "choose another with --out") from e
+    def _check_out(self):
+        """A new run needs a directory that holds no run, unless ``overwrite``."""
+        held = rundir.holds_run(self.out)
+        if held and not self.overwrite:
+            raise RunDirError(f"{self.out} already holds a run ({', '.join(held)}): choose another --out, continue "
+                              f"it with --resume {self.out}, or replace it with --overwrite")
 
-    def checkpoint(self):
-        """Write model.npz (the EMA weights with --ema) and state.npz (optimizer, schedule, loop
-        position, EMA) atomically."""
-        with features.averaged(self.ema):
-            self.model.save(self.out / "model.npz")
-        st = {f"opt.{k}": np.asarray(v) for k, v in self.optimizer.state_dict().items()}
+    def _start(self):
+        """Claim the run directory (under its lock): refuse or clear an old run, remove the
+        temporary files a killed run left, and write the record with the first checkpoint (step 0
+        of a new run; the restored one of a resumed run, which also repairs a checkpoint cut
+        between its renames and replaces the old metrics.json)."""
+        if not self._resuming:
+            self._check_out()
+            if self.overwrite:
+                rundir.clear_run(self.out)
+            models.user.save_source(self.config.model, self.out)  # PATH.py:FUNC: its path, hash and a copy
+        rundir.remove_temporaries(self.out)
+        self.checkpoint(with_config=True)
+
+    def checkpoint(self, with_config: bool = False):
+        """Write the checkpoint as one unit (fastcnn.files.write_group): model.npz (the EMA
+        weights with --ema), history.json, metrics.json, best.npz when it improved, and last
+        state.npz (weights, optimizer, EMA, schedule, loop position, history). Nothing is written
+        when a tensor is not finite: the run has diverged (TrainingError) and the last good
+        checkpoint stays. A failed write (a full disk) is a TrainingError naming the file; the
+        previous checkpoint stays whole."""
+        s = self.state
+        live = self.model.state_dict()
+        if self.ema is not None:
+            with self.ema.applied():  # copies: state_dict shares the host arrays it is given
+                weights = {k: np.array(v, copy=True) for k, v in self.model.state_dict().items()}
+        else:
+            weights = live
+        weights = {**weights, "__step__": np.array(s["step"])}
+        st = {"__step__": np.array(s["step"]), **{f"model.{k}": v for k, v in live.items()}}
+        st.update({f"opt.{k}": np.asarray(v) for k, v in self.optimizer.state_dict().items()})
         st.update(self.ema.state_dict() if self.ema else {})
-        st["loop"] = np.array(json.dumps({"state": self.state, "history": self.history,
-                                          "schedule": self.schedule.state_dict()}))
-        files.save_npz(self.out / "state.npz", st)
+        st.update({f"schedule.{k}": np.asarray(v) for k, v in self.schedule.state_dict().items()})
+        st["loop"] = np.array(files.json_text({"state": s, "history": self.history}))
+        bad = _first_non_finite(st) or _first_non_finite(weights)
+        if bad:
+            self._diverged(None, tensor=bad)
+        metrics = self._metrics()
+        group = [("config.json", self.config.to_dict())] if with_config else []
+        group += [("model.npz", weights), ("history.json", self.history), ("metrics.json", metrics)]
+        if self._best is not None:
+            group.append(("best.npz", self._best))
+        group.append(("state.npz", st))  # last: the commit
+        try:
+            files.write_group([(self.out / name, _writer(obj)) for name, obj in group])
+        except OSError as e:
+            self.status = "failed"
+            kept = f"the last complete checkpoint (step {self._saved[0]}) is kept" if self._saved else "nothing was saved"
+            msg = f"cannot save the checkpoint of step {s['step']}: {e}; {kept} in {self.out}"
+            if self._saved and self._wrote:  # (a resume that cannot save its start leaves the run as it was)
+                try:
+                    files.save_json(self.out / "metrics.json", {**self._saved[1], "status": "failed", "error": msg})
+                except OSError:
+                    pass  # the disk is still full: metrics.json says "running", as the checkpoint kept
+            raise TrainingError(msg) from e
+        self._best = None
+        self._saved = (s["step"], metrics)
+        self._wrote = True
 
     @classmethod
     def resume(cls, run_dir, data=None, **overrides) -> "Trainer":
-        """A Trainer that continues the run in ``run_dir`` where its last checkpoint left it."""
-        run_dir = Path(run_dir)
-        cfg, st = rundir.load_checkpoint(run_dir)
-        cfg.update({k: v for k, v in overrides.items() if v is not None})
-        t = cls(TrainConfig.from_dict(cfg), data=data, out=run_dir)
-        t.model.load(run_dir / "model.npz")
-        t.optimizer.load_state_dict({k[4:]: v for k, v in st.items() if k.startswith("opt.")})
-        loop = json.loads(str(st["loop"]))
-        t.state.update(loop["state"])
-        t.history = loop["history"]
-        t.schedule.load_state_dict(loop["schedule"])
-        if t.ema is not None:
-            t.ema.load_state_dict(st)  # model.npz held the averaged weights: the live ones come back
+        """A Trainer that continues the run in ``run_dir`` where its last checkpoint left it.
+
+        The run goes on with its record (config.json); ``overrides`` may change only the
+        settings in fastcnn.config.RESUMABLE (others are a ValueError naming them). Everything is
+        read and checked before anything in ``run_dir`` is written (that happens in ``fit``)."""
+        run_dir = Path(run_dir).absolute()
+        cfg, st, loop = rundir.load_checkpoint(run_dir)
+        try:
+            record = record_from_dict(cfg)
+            record.check()
+        except (TypeError, ValueError) as e:
+            raise RunDirError(f"{run_dir / 'config.json'} is not a run's record: {e}") from None
+        record = record.resumed(**overrides)
+        t = cls(record, data=data, out=run_dir, _resuming=True)
+        try:
+            t._restore(st, loop, run_dir)
+        except (KeyError, TypeError, ValueError) as e:
+            if isinstance(e, RunDirError):
+                raise
+            raise RunDirError(f"{run_dir / 'state.npz'} does not fit its run ({e}); it cannot be resumed") from None
         return t
+
+    def _restore(self, st: dict, loop: dict, run_dir: Path):
+        """Load a checkpoint's state (rundir.load_checkpoint) into this Trainer's parts."""
+        weights = {k[6:]: v for k, v in st.items() if k.startswith("model.")}
+        if weights:
+            self.model.load_state_dict(weights)
+        else:  # a checkpoint written before state.npz held the weights
+            self.model.load_state_dict(rundir._load_checked(run_dir / "model.npz"))
+        self.optimizer.load_state_dict({k[4:]: v for k, v in st.items() if k.startswith("opt.")})
+        sched = {k[9:]: v for k, v in st.items() if k.startswith("schedule.")} or loop.get("schedule")
+        self.schedule.load_state_dict(sched or {})
+        if self.ema is not None:
+            self.ema.load_state_dict(st)  # the shadows, and the live weights back into the model
+        state = loop["state"]
+        spe = self.steps_per_epoch
+        if not (isinstance(state.get("step"), int) and isinstance(state.get("epoch"), int)
+                and isinstance(state.get("step_in_epoch"), int) and 0 <= state["step_in_epoch"] <= spe):
+            raise RunDirError(f"{run_dir / 'state.npz'}: its loop position ({state.get('step_in_epoch')} steps into "
+                              f"epoch {state.get('epoch')}) does not fit the data's {spe} steps per epoch: the data "
+                              "set (or its size) changed since the run was saved")
+        self.state.update(state)
+        self.history = list(loop.get("history", []))
+        self._saved = (self.state["step"], self._metrics())  # the checkpoint kept if the next one fails
 
     # --- evaluation ----------------------------------------------------------------
     def evaluate(self) -> dict:
@@ -146,40 +246,48 @@ class Trainer:
         return res
 
     def _record(self, loss, train_acc, ev):
+        """Append an evaluation to the history (written with the next checkpoint; a value not
+        measured is None, null in JSON)."""
         s = self.state
         row = {"step": s["step"], "epoch": s["step"] / self.steps_per_epoch, "train_seconds": s["train_seconds"],
-               "loss": loss, "train_accuracy": train_acc, "test_accuracy": ev["test"]["accuracy"],
-               "test_loss": ev["test"]["loss"], "lr": self.optimizer.lr}
+               "loss": _number(loss), "train_accuracy": _number(train_acc), "test_accuracy": ev["test"]["accuracy"],
+               "test_loss": _number(ev["test"]["loss"]), "lr": self.optimizer.lr}
         if "val" in ev:
             row["val_accuracy"] = ev["val"]["accuracy"]
         self.history.append(row)
-        files.save_json(self.out / "history.json", self.history)
         return row
 
     # --- the loop ------------------------------------------------------------------
     def fit(self) -> dict:
         """Train until the epochs are done, the target accuracy is met or the time budget is spent.
-        The run's settings hold inside this call only and are restored when it returns or raises."""
-        with settings(**self.settings):
+        The run's settings hold inside this call only and are restored when it returns or raises.
+        Ctrl-C stops the run, saves it (status "interrupted", resumable) and returns."""
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise TrainingError(f"cannot write the run directory {self.out}: {e.strerror or e}; "
+                                "choose another with --out") from e
+        with settings(**self.settings), rundir.locked(self.out):
             return self._fit()
 
     def _fit(self) -> dict:
         from tqdm.auto import tqdm
 
         c, s, xp = self.config, self.state, self.xp
-        self._prepare_out()
+        self._start()
         self.model.train()
-        self._warmup()
-        if c.profile:
-            from .profiler import Profiler
-            self.profiler = Profiler(self.model)
-        bar = tqdm(total=c.epochs * self.steps_per_epoch, initial=s["step"], disable=not c.progress,
-                   unit="step", dynamic_ncols=True, file=sys.stderr)
-        run_loss = xp.zeros((), self.dtype)
-        run_correct = xp.zeros((), xp.int64)
+        bar = None
         run_n, last_loss = 0, float("nan")
         seg_t, seg_samples = 0.0, 0
         try:
+            self._warmup()
+            if c.profile:
+                from .profiler import Profiler
+                self.profiler = Profiler(self.model)
+            bar = tqdm(total=c.epochs * self.steps_per_epoch, initial=s["step"], disable=not c.progress,
+                       unit="step", dynamic_ncols=True, file=sys.stderr)
+            run_loss = xp.zeros((), self.dtype)
+            run_correct = xp.zeros((), xp.int64)
             while s["epoch"] < c.epochs and self.status == "running":
                 self.batches.set_epoch(s["epoch"])
                 for xb, yb in self.batches.iter_from(s["step_in_epoch"]):
@@ -234,14 +342,18 @@ class Trainer:
                 self.status = "completed"
         except KeyboardInterrupt:
             self.status = "interrupted"
-            bar.write(f"interrupted at step {s['step']}: saving the run to {self.out} "
-                      f"(continue with: fastcnn train --resume {self.out})")
+            print(f"\ninterrupted at step {s['step']}: saving the run to {self.out} "
+                  f"(continue with: fastcnn train --resume {self.out})", file=sys.stderr, flush=True)
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
             if self.profiler is not None:
                 self.profiler.close()
-        if not self.history or self.history[-1]["step"] != s["step"]:
-            self._record(last_loss, float("nan"), self.evaluate())
+        try:
+            if s["step"] and (not self.history or self.history[-1]["step"] != s["step"]):
+                self._record(last_loss, None, self.evaluate())
+        except KeyboardInterrupt:  # a second Ctrl-C: save without the last evaluation
+            self.status = "interrupted"
         self.checkpoint()
         return self._finish()
 
@@ -271,11 +383,11 @@ class Trainer:
     def _evaluate_and_check(self, loss, train_acc, bar):
         c, s = self.config, self.state
         row = self._record(loss, train_acc, self.evaluate())
-        self.checkpoint()
         monitored = row.get("val_accuracy", row["test_accuracy"])
         if self.schedule.per_eval:
             self.schedule.step(monitored)
-        bar.write(f"step {s['step']:>6}  epoch {row['epoch']:.2f}  loss {loss:.4f}  "
+        shown = f"{loss:.4f}" if math.isfinite(loss) else "  —   "  # no loss logged yet
+        bar.write(f"step {s['step']:>6}  epoch {row['epoch']:.2f}  loss {shown}  "
                   f"test acc {row['test_accuracy']:.4f}  train {s['train_seconds']:.1f}s")
         for level in MILESTONES:  # time to each accuracy level, whatever the target
             if monitored >= level and str(level) not in s["milestones"]:
@@ -286,6 +398,7 @@ class Trainer:
             self.status = "target_reached"
         if c.patience is not None and self._patience_spent(monitored) and self.status == "running":
             self.status = "early_stopped"
+        self.checkpoint()
 
     def _patience_spent(self, acc) -> bool:
         """Early stopping: keep the best weights in best.npz; True once ``patience`` evaluations
@@ -294,18 +407,28 @@ class Trainer:
         if s.get("best_accuracy") is None or acc > s["best_accuracy"]:
             s.update(best_accuracy=acc, best_step=s["step"], evals_since_best=0)
             with features.averaged(self.ema):
-                self.model.save(self.out / "best.npz")
+                # written with this evaluation's checkpoint
+                self._best = {k: np.array(v, copy=True) for k, v in self.model.state_dict().items()}
             return False
         s["evals_since_best"] = s.get("evals_since_best", 0) + 1
         return s["evals_since_best"] >= self.config.patience
 
-    def _diverged(self, loss):
+    def _diverged(self, loss, tensor=None):
+        """Stop: the loss (or, ``tensor``, a weight, batch-norm statistic or optimizer state)
+        is not finite. The last good checkpoint stays; metrics.json describes it, with status
+        "diverged" and the error."""
         self.status = "diverged"
         s = self.state
-        msg = (f"the loss became {loss} at step {s['step']}: training stopped; the last good checkpoint "
-               f"(step {self.history[-1]['step'] if self.history else 0}) is kept in {self.out}. "
-               "Try a lower learning rate (--lr).")
-        files.save_json(self.out / "metrics.json", {**self._metrics(), "status": "diverged", "error": msg})
+        what = f"the loss became {loss}" if tensor is None else f"{tensor} holds NaN or infinity"
+        kept = (f"the last good checkpoint (step {self._saved[0]}) is kept in {self.out}" if self._saved
+                else "nothing was saved")
+        msg = f"{what} at step {s['step']}: training stopped; {kept}. Try a lower learning rate (--lr)."
+        if self._saved:
+            try:
+                files.save_json(self.out / "metrics.json", {**self._saved[1], "status": "diverged", "error": msg,
+                                                            "diverged_at_step": s["step"]})
+            except OSError:
+                pass
         raise TrainingError(msg)
 
     def _metrics(self) -> dict:
@@ -344,11 +467,34 @@ class Trainer:
         return m
 
     def _finish(self) -> dict:
-        m = self._metrics()
-        files.save_json(self.out / "metrics.json", m)
+        m = dict(self._saved[1])  # as the last checkpoint wrote it to metrics.json
         if self.profiler is not None:
             m["profile"] = self.profiler.table()
         return m
+
+
+def _number(v):
+    """A float, or None for a value not measured (NaN)."""
+    return None if v is None or not math.isfinite(v) else float(v)
+
+
+def _first_non_finite(arrays: dict):
+    """The name of the first floating-point array in ``arrays`` holding NaN or infinity, else None
+    (the schedule's bookkeeping is not a tensor: ReduceLROnPlateau starts with best = -inf)."""
+    for k, v in arrays.items():
+        if k.startswith("schedule."):
+            continue
+        if isinstance(v, np.ndarray) and v.dtype.kind in "fc" and not np.isfinite(v).all():
+            return repr(k)
+    return None
+
+
+def _writer(obj):
+    """The write(f) function of one checkpoint file: arrays -> npz, anything else -> strict JSON."""
+    if isinstance(obj, dict) and obj and all(isinstance(v, np.ndarray) for v in obj.values()):
+        return lambda f: np.savez(f, **obj)
+    data = files.json_text(obj, indent=2).encode()
+    return lambda f: f.write(data)
 
 
 def train(config: TrainConfig, **kw) -> dict:

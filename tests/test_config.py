@@ -128,12 +128,16 @@ def test_every_setting_is_one_field_the_command_line_and_toml_are_built_from(tmp
 
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     train = next(a for a in build_parser()._subparsers._group_actions[0].choices.items() if a[0] == "train")[1]
-    dests = {a.dest for a in train._actions} - {"help", "resume", "config"}
+    dests = {a.dest for a in train._actions} - {"help", "resume", "config", "overwrite"}
     assert dests == {n for n, f in fields.items() if f.metadata["cli"]}
     assert all(f.metadata["help"] for f in fields.values())
+    settings = {n for n, f in fields.items() if not f.metadata["record"]}  # the record's facts are not settings
     toml = tmp_path / "all.toml"
-    toml.write_text("".join(f"{n} = 1\n" for n in fields))  # every field is a known key (values unchecked here)
-    assert set(load_train_config(toml)) == set(fields)
+    toml.write_text("".join(f"{n} = 1\n" for n in settings))  # every setting is a known key (values unchecked here)
+    assert set(load_train_config(toml)) == settings
+    toml.write_text('data_source = "bundled"\n')
+    with pytest.raises(ValueError, match="unknown setting 'data_source'"):
+        load_train_config(toml)
 
 
 def test_command_line_defaults_never_override_the_config_file(tmp_path):

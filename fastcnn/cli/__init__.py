@@ -4,7 +4,8 @@ One module per command (``fastcnn/cli/<command>.py``), each with ``add_parser(su
 ``run(args) -> exit code``; they parse and print, the library does the work. Each command
 runs inside ``fastcnn.settings(threads=--threads)``; nothing else about the process is
 changed (no environment variables, no restart). Bad input exits with code 2 and one line
-``fastcnn COMMAND: error: ...`` on stderr.
+``fastcnn COMMAND: error: ...`` on stderr; Ctrl-C exits with code 130 and one line, no traceback
+(a training saves its run first: fastcnn.train).
 """
 from __future__ import annotations
 
@@ -29,8 +30,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Run ``fastcnn ARGV``; returns the exit code (0, 2 for bad input, a command's own code)."""
+    """Run ``fastcnn ARGV``; returns the exit code (0, 2 for bad input, 130 for Ctrl-C, a command's own code)."""
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # at start-up (imports, data) or while a command saves its files
+        print(f"fastcnn {args.command}: interrupted (Ctrl-C); files already written are whole", file=sys.stderr)
+        return 130
+
+
+def _run(args) -> int:
     from ..backend import BackendError
     from ..data import DataError
     from ..scoped_settings import settings

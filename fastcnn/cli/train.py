@@ -1,7 +1,9 @@
 """`fastcnn train`: train a preset and write a run directory (fastcnn.train.Trainer).
 
 Options given on the command line override a ``--config RUN.toml`` file, which overrides
-the preset's recipe (fastcnn.toml_config.merge, TrainConfig.resolved).
+the preset's recipe (fastcnn.toml_config.merge, TrainConfig.resolved). ``--resume RUN_DIR``
+continues a run with its recorded settings; only fastcnn.config.RESUMABLE may be given with it.
+Exit codes: 0 a run that did what was asked, 130 stopped by Ctrl-C (saved, resumable), 2 an error.
 """
 from __future__ import annotations
 
@@ -45,9 +47,15 @@ def add_parser(sub):
     p = sub.add_parser("train", help="train a model (MNIST by default)",
                        description="Train a preset on MNIST (or --data-dir) and write a run directory. "
                                    "Options not given come from --config, else from the preset's recipe.")
+    from ..config import RESUMABLE, option_name
+
     add_config_options(p)
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR where it stopped")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR where it stopped, with the settings it recorded; only "
+                        f"{', '.join(option_name(k) for k in RESUMABLE)} may be given with it")
     p.add_argument("--config", metavar="RUN.toml", help="settings from a TOML file; command-line options override it")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (its files are removed first; default: an error)")
 
 
 def given_options(args) -> dict:
@@ -69,18 +77,26 @@ def run(args) -> int:
     from ..config import TrainConfig
     from ..train import Trainer
 
-    given = train_settings(args)
-    trainer = Trainer.resume(args.resume, **given) if args.resume else Trainer(TrainConfig(**given))
+    if args.resume:
+        if args.config:
+            raise ValueError(f"--config cannot be used with --resume: the run's settings are in "
+                             f"{args.resume}/config.json")
+        if args.overwrite:
+            raise ValueError("--overwrite starts a new run; it cannot be used with --resume")
+        trainer = Trainer.resume(args.resume, **given_options(args))
+    else:
+        trainer = Trainer(TrainConfig(**train_settings(args)), overwrite=args.overwrite)
     c = trainer.config
     from .. import models
     print(models.budget_line(models.user.short_name(c.model) if models.user.is_spec(c.model) else c.model,
                              trainer.model.num_params()))
     print(f"training {c.model} ({trainer.model.num_params():,} parameters) on {c.backend}: "
           f"{c.optimizer} lr {c.lr}, batch {c.batch_size}, {c.epochs} epochs, schedule {c.schedule}"
-          + (f", target {c.target_acc:.2%}" if c.target_acc else "") + f" -> {trainer.out}")
+          + (f", target {c.target_acc:.2%}" if c.target_acc else "") + f" -> {trainer.out}", flush=True)
     m = trainer.fit()
-    print(f"test accuracy {m['test_accuracy']:.4f} after {m['epochs']:.2f} epochs, "
-          f"{m['train_seconds']:.1f} s of training ({m['samples_per_second']:,.0f} samples/s); status {m['status']}")
+    acc = f"test accuracy {m['test_accuracy']:.4f}" if m["test_accuracy"] is not None else "not evaluated"
+    sps = f" ({m['samples_per_second']:,.0f} samples/s)" if m["samples_per_second"] else ""
+    print(f"{acc} after {m['epochs']:.2f} epochs, {m['train_seconds']:.1f} s of training{sps}; status {m['status']}")
     for level, at in m["milestones"].items():
         print(f"test accuracy ≥ {float(level):.1%} first seen after {at['train_seconds']:.2f} s of training "
               f"(step {at['step']})")
@@ -92,4 +108,7 @@ def run(args) -> int:
     if "profile" in m:
         print(m["profile"])
     print(f"run written to {trainer.out}")
+    if m["status"] == "interrupted":
+        print(f"continue with: fastcnn train --resume {trainer.out}")
+        return 130
     return 0

@@ -142,9 +142,11 @@ def budget_line(name: str, n: int) -> str:
 
 def guess(state: dict) -> str:
     """The preset whose parameter shapes match a state dict (for a bare .npz)."""
+    arrays = {k for k in state if not k.startswith("__")}  # "__step__" and such are not weights
     for name in names():
         ref = build(name).state_dict()
-        if set(ref) == set(state) and all(ref[k].shape == state[k].shape for k in ref if not k.startswith("__")):
+        if {k for k in ref if not k.startswith("__")} == arrays and \
+                all(ref[k].shape == state[k].shape for k in ref if not k.startswith("__")):
             return name
     raise ValueError("these weights match no preset: name it with --model")
 

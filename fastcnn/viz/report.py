@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 
 import numpy as np
 
-from .. import files
+from .. import files, rundir
 from .. import metrics as M
-from .. import rundir
 from ..inference import classify
 from . import plots
 
@@ -34,7 +32,7 @@ def _kv_table(d: dict) -> str:
         if isinstance(v, float):
             v = f"{v:.6g}"
         elif isinstance(v, (dict, list)):
-            v = json.dumps(v)
+            v = files.json_text(v)
         rows.append(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>")
     return '<table class="kv">' + "".join(rows) + "</table>"
 
@@ -167,4 +165,6 @@ def build_report(run_dir, data_dir=None, image_index: int | None = None, max_err
             f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"
             f"<p class='sub'>model <b>{html.escape(str(cfg.get('model')))}</b> · data "
             f"{html.escape(ds.name)} · {html.escape(str(run))}</p>" + "\n".join(sections) + "</body></html>")
-    return files.write_text(run / "report.html", page)  # atomic: a reader never sees half a page
+    path = run / "report.html"
+    files.write_text(path, page)  # atomically
+    return path
