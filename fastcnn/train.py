@@ -104,6 +104,11 @@ class Trainer:
         self.eval_every = c.eval_every if c.eval_every is not None else max(1, self.steps_per_epoch // 5)
         if self.eval_every == 0:
             self.eval_every = self.steps_per_epoch
+        #: by default, the steps into an epoch after which it is evaluated: its fifths (every
+        #: steps_per_epoch // 5 steps had two evaluations 3 steps apart at an epoch's end);
+        #: None with --eval-every N: every N steps and at each epoch's end, as asked
+        spe = self.steps_per_epoch
+        self.eval_points = {round(k * spe / 5) for k in range(1, 6)} - {0} if c.eval_every is None else None
         self.optimizer = optim.make(c.optimizer, self.model.parameters(), c.lr, weight_decay=c.weight_decay,
                                     **features.optimizer_kwargs(c))
         try:
@@ -235,15 +240,25 @@ class Trainer:
         self._saved = (self.state["step"], self._metrics())  # the checkpoint kept if the next one fails
 
     # --- evaluation ----------------------------------------------------------------
-    def evaluate(self) -> dict:
+    def evaluate(self, tta: int = 0) -> dict:
+        """{"test": {"accuracy", "loss"}} (and "val" with a validation split) of the weights in
+        use (the EMA's with --ema). Evaluations during training are plain: every stop rule,
+        milestone and schedule watches the plain accuracy; ``tta`` (the final evaluation only:
+        _record_tta) averages over image shifts and is reported in its own column."""
         t0 = time.perf_counter()
-        tta = self.config.tta or 0
         with features.averaged(self.ema):
             res = {"test": evaluate(self.model, self.data.x_test, self.data.y_test, tta=tta)}
             if getattr(self.data, "x_val", None) is not None:
                 res["val"] = evaluate(self.model, self.data.x_val, self.data.y_val, tta=tta)
         self.state["eval_seconds"] += time.perf_counter() - t0
         return res
+
+    def _record_tta(self, row: dict) -> None:
+        """Add the final weights' test-time-augmented accuracies to their history row (--tta)."""
+        ev = self.evaluate(tta=self.config.tta)
+        row["test_accuracy_tta"] = ev["test"]["accuracy"]
+        if "val" in ev:
+            row["val_accuracy_tta"] = ev["val"]["accuracy"]
 
     def _record(self, loss, train_acc, ev):
         """Append an evaluation to the history (written with the next checkpoint; a value not
@@ -320,8 +335,8 @@ class Trainer:
                         bar.set_postfix(loss=f"{last_loss:.4f}", acc=f"{int(run_correct) / max(run_n, 1):.4f}",
                                         sps=f"{seg_samples / max(seg_t, 1e-9):,.0f}", refresh=False)
                         run_loss[...] = 0
-                    end_of_epoch = s["step_in_epoch"] == self.steps_per_epoch
-                    if end_of_epoch or s["step"] % self.eval_every == 0:
+                    if (s["step_in_epoch"] in self.eval_points if self.eval_points is not None else
+                            s["step_in_epoch"] == self.steps_per_epoch or s["step"] % self.eval_every == 0):
                         train_acc = int(run_correct) / max(run_n, 1)
                         run_correct[...] = 0
                         run_n = 0
@@ -352,6 +367,8 @@ class Trainer:
         try:
             if s["step"] and (not self.history or self.history[-1]["step"] != s["step"]):
                 self._record(last_loss, None, self.evaluate())
+            if s["step"] and self.config.tta and "test_accuracy_tta" not in self.history[-1]:
+                self._record_tta(self.history[-1])
         except KeyboardInterrupt:  # a second Ctrl-C: save without the last evaluation
             self.status = "interrupted"
         self.checkpoint()
@@ -438,6 +455,7 @@ class Trainer:
         convs = {l.name: l.algo_used for l in ran if getattr(l, "algo_used", None)}
         m = {
             "test_accuracy": last.get("test_accuracy"),
+            "test_accuracy_tta": last.get("test_accuracy_tta"),
             "test_loss": last.get("test_loss"),
             "train_seconds": s["train_seconds"],
             "samples_per_second": s["samples"] / s["train_seconds"] if s["train_seconds"] else None,
@@ -449,6 +467,7 @@ class Trainer:
             "conv_algo": convs,
             "seed": self.config.seed,
             "target_acc": self.config.target_acc,
+            "watched": "validation" if getattr(self.data, "x_val", None) is not None else "test",
             "target_reached_seconds": s["target_reached_seconds"],
             "seconds_to_97": s["milestones"].get("0.97", {}).get("train_seconds"),
             "milestones": s["milestones"],

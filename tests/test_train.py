@@ -173,3 +173,34 @@ def test_ctrl_c_stops_cleanly_after_saving(tmp_path, small):
     assert resumed.state["step"] == 4
     resumed.fit()
     assert resumed.state["step"] == 24
+
+
+def test_default_evaluations_fall_on_an_epochs_fifths(tmp_path, small):
+    """12 steps an epoch, evaluated at round(k·12/5) = 2, 5, 7, 10, 12: no two evaluations a
+    few steps apart at the epoch's end (every 12 // 5 = 2 steps gave 2, 4, 6, 8, 10 and 12)."""
+    Trainer(_cfg(tmp_path, epochs=2, target_acc=1.0), data=small).fit()
+    steps = [h["step"] for h in json.loads((tmp_path / "run" / "history.json").read_text())]
+    assert steps == [2, 5, 7, 10, 12, 14, 17, 19, 22, 24]
+
+
+def test_tta_is_the_final_evaluations_own_column(tmp_path, small, monkeypatch):
+    """Evaluations during training are plain (every stop rule watches them); --tta adds the final
+    weights' test-time-augmented accuracy as test_accuracy_tta, computed once."""
+    import fastcnn.train as train_mod
+    calls = []
+    real = train_mod.evaluate
+
+    def counted(model, x, y, tta=0, **kw):
+        calls.append(tta)
+        return real(model, x, y, tta=tta, **kw)
+    monkeypatch.setattr(train_mod, "evaluate", counted)
+    m = Trainer(_cfg(tmp_path, eval_every=6, tta=1), data=small).fit()
+    assert calls == [0, 0, 1]
+    hist = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert "test_accuracy_tta" not in hist[0] and hist[-1]["test_accuracy_tta"] == m["test_accuracy_tta"]
+    assert 0 < m["test_accuracy_tta"] <= 1 and m["watched"] == "test"
+
+
+def test_a_validation_split_is_what_the_target_watches(tmp_path, small):
+    m = Trainer(_cfg(tmp_path, val_fraction=0.1, eval_every=6), data=small).fit()
+    assert m["watched"] == "validation" and m["test_accuracy_tta"] is None
