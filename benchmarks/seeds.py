@@ -11,8 +11,13 @@ stop rule and milestones then watch validation accuracy, so a recipe is chosen o
 the test set is only reported. ``--val-fraction 0`` trains on all 60,000 (milestones then
 watch the test set, as `fastcnn train` does without a split).
 
+A preset's headline is its whole fixed schedule, as records are measured: the mean and the
+minimum final test accuracy over the seeds (without test-time augmentation; TTA in its own
+column) and the training time of the whole schedule. ``--set target_acc=1.0`` keeps a preset
+with a target from stopping early.
+
 Writes OUT/seeds_MODEL.md and .csv (atomically): one row per seed and the summary rows
-median / min / max, and OUT/seeds_MODEL.html (summary, curves of all seeds overlaid,
+mean / min / median / max, and OUT/seeds_MODEL.html (summary, curves of all seeds overlaid,
 rows) when matplotlib is installed. Prints the table.
 """
 from __future__ import annotations
@@ -25,10 +30,10 @@ import sys
 from pathlib import Path
 
 COLUMNS = [("seed", "seed", ""), ("status", "status", ""), ("test_accuracy", "test acc", ".4f"),
-           ("val_accuracy", "val acc", ".4f"), ("train_seconds", "train s", ".2f"),
+           ("test_accuracy_tta", "test acc TTA", ".4f"), ("val_accuracy", "val acc", ".4f"), ("train_seconds", "train s", ".2f"),
            ("seconds_to_99", "s to 99 %", ".2f"), ("seconds_to_97", "s to 97 %", ".2f"),
            ("epochs", "epochs", ".2f"), ("samples_per_second", "samples/s", ",.0f")]
-SUMMED = ("test_accuracy", "val_accuracy", "train_seconds", "seconds_to_99", "seconds_to_97", "samples_per_second")
+SUMMED = ("test_accuracy", "test_accuracy_tta", "val_accuracy", "train_seconds", "seconds_to_99", "seconds_to_97", "samples_per_second")
 
 
 def parse(argv):
@@ -83,6 +88,7 @@ def run_seed(args, seed: int, extra: dict) -> tuple:
     m = t.fit()
     ms = m.get("milestones", {})
     row = {"seed": seed, "status": m["status"], "test_accuracy": m["test_accuracy"],
+           "test_accuracy_tta": m.get("test_accuracy_tta"),
            "val_accuracy": m.get("val_accuracy"), "train_seconds": m["train_seconds"],
            "seconds_to_99": ms.get("0.99", {}).get("train_seconds"),
            "seconds_to_97": ms.get("0.97", {}).get("train_seconds"), "epochs": m["epochs"],
@@ -91,16 +97,17 @@ def run_seed(args, seed: int, extra: dict) -> tuple:
 
 
 def summary(rows: list) -> list:
-    """Rows median / min / max over the seeds of every numeric column (seeds without a value left out)."""
+    """Rows mean / min / median / max over the seeds of every numeric column (seeds without a
+    value left out): a fixed schedule's headline is the mean and the minimum final accuracy."""
     out = []
-    for name, f in (("median", statistics.median), ("min", min), ("max", max)):
+    for name, f in (("mean", statistics.mean), ("min", min), ("median", statistics.median), ("max", max)):
         r = {"seed": name, "status": f"{sum(x['status'] != 'diverged' for x in rows)}/{len(rows)} ran"}
         for k in SUMMED:
             vals = [x[k] for x in rows if x.get(k) is not None]
             r[k] = f(vals) if vals else None
-        if name == "median":
-            n99 = sum(x["seconds_to_99"] is not None for x in rows)
-            r["status"] = f"99 % in {n99}/{len(rows)}"
+        if name == "mean":
+            n99 = sum(x["test_accuracy"] is not None and x["test_accuracy"] >= 0.99 for x in rows)
+            r["status"] = f"final ≥ 99 % in {n99}/{len(rows)}"
         out.append(r)
     return out
 

@@ -1,4 +1,4 @@
-"""Smoke test of benchmarks/seeds.py: two tiny seeds write the table (per seed + median/min/max)."""
+"""Smoke test of benchmarks/seeds.py: two tiny seeds write the table (per seed + mean/min/median/max)."""
 import json
 import sys
 from pathlib import Path
@@ -24,9 +24,10 @@ def test_two_seeds_write_the_table_and_summary(tmp_path, capsys, small_npz):
                        "--data-dir", str(data), "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "res"),
                        "--set", "deterministic=true", "--set", "ema=0.9"]) == 0
     rows = read_csv(tmp_path / "res" / "seeds_compact.csv")
-    assert [r["seed"] for r in rows] == ["0", "1", "median", "min", "max"]
+    assert [r["seed"] for r in rows] == ["0", "1", "mean", "min", "median", "max"]
     accs = [float(r["test_accuracy"]) for r in rows[:2]]
-    assert float(rows[2]["test_accuracy"]) == np.median(accs) and float(rows[3]["test_accuracy"]) == min(accs)
+    assert float(rows[2]["test_accuracy"]) == np.mean(accs) and float(rows[3]["test_accuracy"]) == min(accs)
+    assert float(rows[4]["test_accuracy"]) == np.median(accs)
     for s in (0, 1):
         m = json.loads((tmp_path / "runs" / f"seed-{s}" / "metrics.json").read_text())
         assert m["seed"] == s and m["val_accuracy"] is not None and m["features"]["ema"] == 0.9
