@@ -11,7 +11,8 @@ def add_parser(sub):
     p.add_argument("--threads", type=positive_int)
     p.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke run")
     p.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
-    p.add_argument("--steps-to-97", type=int, default=None, help="skip the 97 %% run and use this step count")
+    p.add_argument("--steps-to-97", type=positive_int, default=None,
+                   help="skip the 97 %% run and use this step count (≥ 1)")
 
 
 def run(args) -> int:

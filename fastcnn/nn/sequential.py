@@ -238,6 +238,11 @@ class Sequential(Layer):
                 b = ours[i] if i < len(ours) else "nothing"
                 raise ValueError(f"checkpoint does not fit this model: layer {i} is {a} in the checkpoint "
                                  f"and {b} in the model ({len(theirs)} vs {len(ours)} layers)")
+        if self.parameters() and not any(k.split(".", 1)[0].isdigit() for k in state):
+            have = sorted(k for k in state if not k.startswith("__"))
+            raise ValueError(f"checkpoint holds no layer weights (arrays named like 0.weight): it holds "
+                             f"{', '.join(have[:6]) + (', ...' if len(have) > 6 else '') or 'nothing'}; "
+                             "is it a data file? Weights are the model.npz (or best.npz) of a run")
         expected = set()
         for i, layer in enumerate(self.layers):
             for n in layer.param_names + layer.buffer_names:
