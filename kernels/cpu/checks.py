@@ -20,16 +20,19 @@ def fail(kernel: str, what: str):
                      "a layer's own checks should have caught this)")
 
 
+_INTS = (int, np.integer)
+
+
 def array(kernel: str, name: str, a, ndim: int, dtype=None) -> None:
     """``a`` is a numpy array of rank ``ndim`` (and of ``dtype``: float32/float64 when "float")."""
-    if type(a) is not np.ndarray:
-        fail(kernel, f"{name} must be a numpy array, got {type(a).__name__}")
-    if a.ndim != ndim:
+    if type(a) is not np.ndarray or a.ndim != ndim:
+        if type(a) is not np.ndarray:
+            fail(kernel, f"{name} must be a numpy array, got {type(a).__name__}")
         fail(kernel, f"{name} must have {ndim} dimensions, got shape {a.shape}")
     if dtype == "float":
         if a.dtype not in FLOATS:
             fail(kernel, f"{name} must be float32 or float64, got {a.dtype}")
-    elif dtype is not None and a.dtype != np.dtype(dtype):
+    elif dtype is not None and a.dtype != dtype:
         fail(kernel, f"{name} must be {np.dtype(dtype)}, got {a.dtype}")
 
 
@@ -43,20 +46,22 @@ def same_dtype(kernel: str, **named) -> None:
 
 def shape(kernel: str, name: str, a, expected: tuple) -> None:
     """``a.shape == expected``."""
-    if tuple(a.shape) != tuple(expected):
+    if a.shape != tuple(expected):
         fail(kernel, f"{name} must have shape {tuple(expected)}, got {tuple(a.shape)}")
 
 
 def positive(kernel: str, **ints) -> None:
     """Every value is an integer ≥ 1."""
     for n, v in ints.items():
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+        if not isinstance(v, _INTS) or isinstance(v, bool) or v < 1:
             fail(kernel, f"{n} must be an integer ≥ 1, got {v!r}")
 
 
 def window(kernel: str, axis: str, size: int, k: int, s: int, out: int) -> None:
     """``out`` = ⌊(size − k) / s⌋ + 1 ≥ 1 windows of ``k`` with stride ``s`` over ``size`` (padded) values."""
+    if (isinstance(k, _INTS) and isinstance(s, _INTS) and isinstance(out, _INTS) and k >= 1 and s >= 1
+            and size >= k and out == (size - k) // s + 1):
+        return
     positive(kernel, **{f"k{axis}": k, f"s{axis}": s})
-    if not isinstance(out, (int, np.integer)) or size < k or out != (size - k) // s + 1:
-        fail(kernel, f"{out!r} outputs along {axis} do not fit a window of {k} with stride {s} over {size} values "
-                     f"(expected {(size - k) // s + 1 if size >= k else 'none: the window is larger than the input'})")
+    fail(kernel, f"{out!r} outputs along {axis} do not fit a window of {k} with stride {s} over {size} values "
+                 f"(expected {(size - k) // s + 1 if size >= k else 'none: the window is larger than the input'})")

@@ -57,6 +57,7 @@ def d(tmp_path_factory):
     np.save(d / "float.npy", f[:5])
     np.save(d / "none.npy", xtr[:0])
     np.save(d / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.savez(d / "pickled.npz", x_train=np.array([{"a": 1}], dtype=object), y_train=ytr, x_test=xte, y_test=yte)
     (d / "empty.npy").write_bytes(b"")
     (d / "renamed.npy").write_bytes((d / "data.npz").read_bytes())
     (d / "text.npy").write_text("0,1,2\n")
@@ -157,6 +158,8 @@ PROBES = [
      ["binary.csv: not a text CSV file (it holds a NUL byte at offset 0)"]),
     ("non-utf8-csv-row", ["train", "--data-dir", "{d}/latin1.csv", "--out", "{t}/r", "--no-progress"], 2,
      ["latin1.csv: not a text CSV file"]),
+    ("data-npz-with-objects", ["train", "--data-dir", "{d}/pickled.npz", "--out", "{t}/r", "--no-progress"], 2,
+     ["pickled.npz: not a readable data .npz", "np.savez(path, x_train="]),
     ("seed-minus-1", ["train", "--seed", "-1", "--out", "{t}/r"], 2, ["argument --seed: must be an integer ≥ 0"]),
     ("sweep-seed-minus-1", ["sweep", "--lr", "0.1", "--seed", "-1", "--out", "{t}/s"], 2, ["--seed"]),
     ("data-npz-as-weights", ["predict", "--weights", "{d}/data.npz", "--input", "{d}/x28.npy"], 2,
