@@ -1,4 +1,8 @@
-"""`fastcnn sweep`: grid or random hyperparameter search, trials in parallel processes (fastcnn.sweep)."""
+"""`fastcnn sweep`: grid or random hyperparameter search, trials in parallel processes (fastcnn.sweep).
+
+Exit codes: 0 when every trial finished; 1 when some failed or were lost with their worker (the
+message says how many; ``--resume OUT`` runs them again); 2 for bad options; 130 on Ctrl-C.
+"""
 from __future__ import annotations
 
 import sys
