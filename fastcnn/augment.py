@@ -241,4 +241,4 @@ def maybe_wrap(batches: BatchIterator, config, model) -> BatchIterator:
     return AugmentedBatchIterator(batches.x, batches.y, batches.batch_size, augment=spec, mistakes=mistakes,
                                   model=model, shuffle=batches.shuffle, seed=batches.seed, xp=batches.xp,
                                   dtype=batches.dtype, drop_last=batches.drop_last, mean=batches.mean,
-                                  std=batches.std)
+                                  std=batches.std, drop_single=batches.drop_single)

@@ -68,7 +68,7 @@ class TrainConfig:
     momentum: float | None = setting(help="SGD momentum (optimizers sgd, momentum, nesterov; theirs: 0, 0.9, 0.9)")
     target_acc: float | None = setting(help="stop when test (or validation) accuracy reaches this fraction, e.g. 0.97")
     time_budget: float | None = setting(help="stop after this many seconds of training steps")
-    seed: int = setting(0, "seed of the initial weights, the shuffling and the augmentation")
+    seed: int = setting(0, "seed of the initial weights, the shuffling and the augmentation", type="non_negative_int")
     data_dir: str | None = setting(help="a directory with the four MNIST-format idx files (or $FASTCNN_DATA)")
     out: str | None = setting(help="run directory (default runs/MODEL-TIME)")
     conv_algo: str = setting("auto", "auto, naive, einsum, im2col, numba, cuda")

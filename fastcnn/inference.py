@@ -16,12 +16,33 @@ import numpy as np
 
 from . import backend
 from .data import normalize
-from .nn import SoftmaxCrossEntropy
+from .nn import ShapeError, SoftmaxCrossEntropy
 from .tta import offsets, shift_images
 
 
+def check_images(model, x, source: str = "the images") -> None:
+    """Raise unless ``x`` is uint8 images (N, H, W) or (N, C, H, W) of the size ``model`` takes
+    (its ``input_shape``, when it has one); the error names ``source`` (a file, a data set)."""
+    dtype, shape = getattr(x, "dtype", None), tuple(getattr(x, "shape", ()))
+    if dtype != np.uint8 or len(shape) not in (3, 4):
+        raise TypeError(f"{source}: expected uint8 images (N, H, W), got {dtype} {shape}")
+    want = getattr(model, "input_shape", None)
+    if want is None or len(want) != 3:
+        return
+    per = (1, *shape[1:]) if len(shape) == 3 else shape[1:]
+    if per[1:] != tuple(want[1:]):
+        raise ShapeError(f"{source}: the images are {per[1]}×{per[2]} pixels ({shape}) but the model takes "
+                         f"{want[1]}×{want[2]} (input {tuple(want)}); resize or crop them to {want[1]}×{want[2]} "
+                         "(MNIST's size), or use data of that size")
+    if per[0] != want[0]:
+        raise ShapeError(f"{source}: the images have {per[0]} channel{'s' if per[0] != 1 else ''} ({shape}) but the "
+                         f"model takes {want[0]} (input {tuple(want)})")
+
+
 def predict_logits(model, x_uint8, batch_size: int = 1000, dtype=np.float32):
-    """Logits (N, K) on the model's device for uint8 images (N, H, W), in evaluation mode."""
+    """Logits (N, K) on the model's device for uint8 images (N, H, W), in evaluation mode.
+    Images of another size than the model's ``input_shape`` are a ShapeError (check_images)."""
+    check_images(model, x_uint8)
     xp = model.xp
     was_training = model.training
     model.eval()

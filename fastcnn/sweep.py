@@ -67,6 +67,8 @@ def check_space(space: dict) -> dict:
 def trials(space: dict, mode: str = "grid", n: int | None = None, seed: int = 0) -> list:
     """The trial settings: every combination (grid), or ``n`` distinct random ones (random)."""
     space = check_space(space)
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"sweep: --trials must be an integer ≥ 1 (the number of trials to run), got {n!r}")
     keys = list(space)
     combos = [dict(zip(keys, vals)) for vals in itertools.product(*(space[k] for k in keys))]
     if mode == "grid":
@@ -329,6 +331,59 @@ def _execute(jobs, out: Path, params, rows, workers, threads, executor, schedule
         rows.sort(key=lambda r: (_key(r), r["trial"]))
         write_tables(rows, out, params)
     return rows
+
+
+def failed(rows: list) -> list:
+    """The rows of trials that did not finish: failed with an error, or lost with their worker."""
+    return [r for r in rows if r.get("val_accuracy") is None
+            or str(r.get("status", "")).startswith(("error", "lost"))]
+
+
+#: [sweep] keys of a sweep's TOML file that are options of the sweep rather than its space, with their types
+SWEEP_OPTIONS = {"mode": str, "trials": int, "workers": int, "fraction": float, "val_fraction": float,
+                 "scheduler": str}
+
+
+def read_sweep_config(path) -> tuple:
+    """(space, options, fixed) of a sweep's TOML file: ``[sweep]`` holds the space (keys of PARAMS:
+    a list of values, or one value) and SWEEP_OPTIONS; ``[train]`` (or the top level) the fixed
+    TrainConfig settings (fastcnn.toml_config.load_train_config, types checked). Unknown keys and
+    values of the wrong type are errors naming the file and the key."""
+    from .toml_config import load_train_config, read_toml
+
+    doc = read_toml(path)
+    table = doc.get("sweep", {})
+    if not isinstance(table, dict):
+        raise ValueError(f"--config {path}: 'sweep' must be a table ([sweep]), got {table!r}")
+    space, options = {}, {}
+    for k, v in table.items():
+        key = k.replace("-", "_")
+        if key in PARAMS:
+            values = v if isinstance(v, list) else [v]
+            for item in values:
+                ok = isinstance(item, str) if PARAMS[key] is str else (
+                    isinstance(item, (int, float)) and not isinstance(item, bool)
+                    and (PARAMS[key] is float or isinstance(item, int)))
+                if not ok:
+                    kind = {str: "strings", int: "integers", float: "numbers"}[PARAMS[key]]
+                    raise ValueError(f"--config {path}: [sweep] {k} takes a list of {kind}, e.g. "
+                                     f"{k} = {_EXAMPLE[key]}; got {item!r} ({type(item).__name__})")
+            space[key] = values
+        elif key in SWEEP_OPTIONS:
+            want = SWEEP_OPTIONS[key]
+            ok = isinstance(v, want) if want is not float else isinstance(v, (int, float))
+            if not ok or isinstance(v, bool):
+                kind = {str: "a string", int: "an integer", float: "a number"}[want]
+                raise ValueError(f"--config {path}: [sweep] {k} must be {kind}, got {v!r} ({type(v).__name__})")
+            options[key] = float(v) if want is float else v
+        else:
+            raise ValueError(f"--config {path}: unknown [sweep] key {k!r}; the space takes "
+                             f"{', '.join(PARAMS)}; other keys: {', '.join(SWEEP_OPTIONS)}")
+    return space, options, load_train_config(path)
+
+
+_EXAMPLE = {"lr": "[0.1, 0.01]", "batch_size": "[32, 128]", "hidden": "[500, 1000]",
+            "weight_decay": "[1e-3, 1e-4]", "optimizer": '["sgd", "adam"]', "epochs": "[1, 2]"}
 
 
 COLUMNS = ["val_accuracy", "test_accuracy", "train_seconds", "epochs_done", "status", "worker", "wall_seconds",

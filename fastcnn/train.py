@@ -30,7 +30,7 @@ import numpy as np
 from . import augment, backend, features, files, models, optim, rundir, threads
 from . import schedule as schedules
 from .config import TrainConfig, record_from_dict
-from .inference import evaluate
+from .inference import check_images, evaluate
 from .data import BatchIterator
 from .data.formats import load_data, select_classes
 from .rundir import RunDirError
@@ -91,6 +91,9 @@ class Trainer:
         self.data = data if data is not None else load_data(rundir.data_location(c.to_dict()))
         if c.classes:
             self.data = select_classes(self.data, c.classes)
+        # images of the model's size, checked before anything is written (a 32×32 set fails here)
+        check_images(self.model, self.data.x_train, f"the training images of {self.data.name}")
+        check_images(self.model, self.data.x_test, f"the test images of {self.data.name}")
         if c.val_fraction > 0:
             self.data = self.data.split_validation(c.val_fraction, c.seed)
         self.loss_fn = SoftmaxCrossEntropy(c.label_smoothing)

@@ -92,7 +92,8 @@ def test_ema_and_tta_in_a_run_evaluate_and_save_the_average_and_resume_exactly(t
     from fastcnn.inference import evaluate
     with full.ema.applied():
         ref = evaluate(full.model, small.x_test, small.y_test, tta=1)
-    assert m["test_accuracy"] == ref["accuracy"]
+        plain = evaluate(full.model, small.x_test, small.y_test)
+    assert m["test_accuracy_tta"] == ref["accuracy"] and m["test_accuracy"] == plain["accuracy"]
     # a run cut by its time budget and resumed ends with the same live weights and average
     cut = Trainer(TrainConfig(out=str(tmp_path / "cut"), time_budget=1e-3, **kw), data=small)
     cut.fit()
@@ -133,7 +134,9 @@ def test_every_setting_is_one_field_the_command_line_and_toml_are_built_from(tmp
     assert all(f.metadata["help"] for f in fields.values())
     settings = {n for n, f in fields.items() if not f.metadata["record"]}  # the record's facts are not settings
     toml = tmp_path / "all.toml"
-    toml.write_text("".join(f"{n} = 1\n" for n in settings))  # every setting is a known key (values unchecked here)
+    typed = {"bool": "true", "int": "1", "float": "1.0", "str": '"1"', "tuple": '"1"', "dict": "{}"}
+    toml.write_text("".join(f"{n} = {typed[str(fields[n].type).split('|')[0].strip()]}\n"
+                            for n in settings))  # every setting is a known key (values of its type)
     assert set(load_train_config(toml)) == settings
     toml.write_text('data_source = "bundled"\n')
     with pytest.raises(ValueError, match="unknown setting 'data_source'"):

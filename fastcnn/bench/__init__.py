@@ -96,6 +96,33 @@ def bench_train(xp, out: Path, quick: bool, header: list, threads=None, steps_to
     return files + ([png] if png else [])
 
 
+#: what a benchmark writes into its results folder
+WRITES = (".csv", ".md", ".png")
+
+
+def check_out_dir(out, what: str = "conv") -> Path:
+    """The results folder ``out``, made and checked writable BEFORE a benchmark runs (minutes), so that
+    a file name, a read-only place or a path through a file fails at once with a clear message."""
+    out = Path(out)
+    example = ", ".join(f"{what}{ext}" for ext in WRITES)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file; --out is the results folder (it gets {example}): "
+                         "give a folder, e.g. --out benchmarks/results")
+    if not out.exists() and out.suffix.lower() in WRITES + (".json", ".txt", ".html", ".svg", ".pdf"):
+        raise ValueError(f"--out {out}: looks like a file name; --out is the results folder (it gets {example}): "
+                         f"give a folder, e.g. --out {out.parent / out.stem}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        import tempfile
+
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        raise ValueError(f"--out {out}: cannot write the results there ({e.strerror or e}): choose a writable "
+                         "folder") from None
+    return out
+
+
 def main(args) -> int:
     """Entry point of `fastcnn bench`: args.what in {conv, train}, args.backend, args.threads,
     args.quick, args.out, args.algo (the user's algorithms, PATH.py:NAME); optional (benchmarks/ scripts): args.batch, args.naive_batch,
@@ -106,7 +133,10 @@ def main(args) -> int:
 
     threads = getattr(args, "threads", None) and numba_threads()  # inside the command's settings scope
     xp = backend.get(getattr(args, "backend", "numpy") or "numpy")
-    out = Path(getattr(args, "out", None) or DEFAULT_OUT)
+    out = check_out_dir(getattr(args, "out", None) or DEFAULT_OUT, args.what)
+    steps = getattr(args, "steps_to_97", None)
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"--steps-to-97 must be an integer ≥ 1 (training steps), got {steps!r}")
     quick = bool(getattr(args, "quick", False))
     header = machine.header_lines(machine.info(threads, backend.name_of(xp)))
     print("\n".join(header))

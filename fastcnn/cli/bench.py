@@ -14,7 +14,8 @@ def add_parser(sub):
     p.add_argument("--algo", action="append", metavar="PATH.py:NAME",
                    help="add your own algorithm (forward/backward as in fastcnn.registry) to the ladder; it is "
                         "checked against naive before it is timed (repeatable)")
-    p.add_argument("--steps-to-97", type=int, default=None, help="skip the 97 %% run and use this step count")
+    p.add_argument("--steps-to-97", type=positive_int, default=None,
+                   help="skip the 97 %% run and use this step count (≥ 1)")
 
 
 def run(args) -> int:

@@ -19,7 +19,8 @@ def run(args) -> int:
     import numpy as np
 
     from .. import metrics, rundir
-    from ..inference import classify
+    from ..data import DataError
+    from ..inference import check_images, classify
 
     model, name = load_weights(args)
     wpath = Path(args.weights)
@@ -27,6 +28,9 @@ def run(args) -> int:
     if args.classes:
         cfg["classes"] = args.classes
     ds = rundir.load_data_of(cfg, args.data_dir)
+    if len(ds.y_test) == 0:  # load_data refuses empty sets; a data set built another way is checked here too
+        raise DataError(f"{ds.name}: the test set holds no images: nothing to evaluate")
+    check_images(model, ds.x_test, f"the test set of {ds.name}")
     classes = sorted(int(c) for c in np.unique(ds.y_test))
     pred, probs = classify(model, ds.x_test)
     rep = metrics.classification_report(ds.y_test, pred, probs.shape[1], classes)

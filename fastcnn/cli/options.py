@@ -12,6 +12,17 @@ def positive_int(s):
     return v
 
 
+def non_negative_int(s):
+    """argparse type: an integer ≥ 0 (a seed)."""
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, got {s!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, got {s}")
+    return v
+
+
 def add_weights_args(p):
     """--weights, --model, --backend, --threads: the trained model a command works on."""
     p.add_argument("--weights", required=True, help="a run directory or a model .npz")

@@ -20,7 +20,7 @@ def run(args) -> int:
     from ..backend import as_numpy
     from ..data.formats import read_images, read_kaggle_csv, write_submission
     from ..files import write_text
-    from ..inference import predict_logits
+    from ..inference import check_images, predict_logits
 
     if not args.input and not args.csv:
         raise ValueError("predict needs --input IMAGES (idx or .npy) or --csv TEST.csv")
@@ -28,6 +28,7 @@ def run(args) -> int:
         raise ValueError("predict: give --input or --csv, not both")
     model, _ = load_weights(args)
     x = read_images(args.input) if args.input else read_kaggle_csv(args.csv, labeled=False)[0]
+    check_images(model, x, args.input or args.csv)  # 28×28 for the presets: named before predicting
     classes = as_numpy(predict_logits(model, x).argmax(axis=1))
     if args.csv:
         out = write_submission(args.out or "submission.csv", classes)

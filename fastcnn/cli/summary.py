@@ -10,7 +10,7 @@ def add_parser(sub):
 def run(args) -> int:
     from .. import models
 
-    name = args.model or models.DEFAULT
+    name = models.DEFAULT if args.model is None else args.model  # "" is a name (unknown), not "the default"
     model = models.build(name)
     print(model.summary())
     n = model.num_params()

@@ -1,8 +1,14 @@
-"""`fastcnn sweep`: grid or random hyperparameter search, trials in parallel processes (fastcnn.sweep)."""
+"""`fastcnn sweep`: grid or random hyperparameter search, trials in parallel processes (fastcnn.sweep).
+
+Exit codes: 0 when every trial finished; 1 when some failed or were lost with their worker (the
+message says how many; ``--resume OUT`` runs them again); 2 for bad options; 130 on Ctrl-C.
+"""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+
+from .options import non_negative_int, positive_int
 
 
 def add_parser(sub):
@@ -16,18 +22,18 @@ def add_parser(sub):
     p.add_argument("--optimizer", help="e.g. sgd,momentum,adam")
     p.add_argument("--epochs", help="epochs per trial (one value, or several to sweep)")
     p.add_argument("--mode", choices=["grid", "random"], default=None, help="grid (default) or random")
-    p.add_argument("--trials", type=int, default=None, help="random: number of trials; grid: at most this many")
+    p.add_argument("--trials", type=positive_int, default=None, help="random: number of trials; grid: at most this many")
     p.add_argument("--fraction", type=float, default=None, help="train on this fraction of the training set (default 1)")
     p.add_argument("--val-fraction", type=float, default=None, help="held out for validation (default 0.1)")
-    p.add_argument("--workers", type=int, default=None, help="parallel worker processes (default 1)")
+    p.add_argument("--workers", type=positive_int, default=None, help="parallel worker processes (default 1)")
     p.add_argument("--model", default=None)
     p.add_argument("--schedule", default=None)
     p.add_argument("--backend", default=None)
-    p.add_argument("--threads", type=int, help="CPU threads per trial (default cores // workers; on Dask, "
+    p.add_argument("--threads", type=positive_int, help="CPU threads per trial (default cores // workers; on Dask, "
                                                 "a worker machine's cores // the trials it runs at once)")
     p.add_argument("--data-dir")
     p.add_argument("--classes", metavar="DIGITS")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=None, help="seed of every trial (default 0)")
     p.add_argument("--config", metavar="SWEEP.toml", help="[sweep] lists the space; [train] fixed settings")
     p.add_argument("--out", help="sweep directory (default runs/sweep-TIME)")
     p.add_argument("--deterministic", action="store_true", help="no timing-based choices in the trials")
@@ -44,6 +50,9 @@ def run(args) -> int:
     space, fixed = {}, {}
     if args.config:
         space, options, fixed = sweep.read_sweep_config(args.config)
+        for k in ("seed", "val_fraction", "threads", "out"):  # [train] settings that are the sweep's own options
+            if k in fixed:
+                options.setdefault(k, fixed.pop(k))
         for k, v in options.items():  # the command line wins
             if getattr(args, k) is None:
                 setattr(args, k, v)
@@ -74,7 +83,7 @@ def run(args) -> int:
             rows = sweep.run_sweep(space, out, mode=args.mode or "grid", trials_n=args.trials,
                                    fraction=args.fraction if args.fraction is not None else 1.0,
                                    val_fraction=args.val_fraction if args.val_fraction is not None else 0.1,
-                                   seed=args.seed, **where, **fixed)
+                                   seed=args.seed if args.seed is not None else 0, **where, **fixed)
     except KeyboardInterrupt:
         print(f"\ninterrupted: pending trials cancelled, the finished ones kept in {out}/sweep.csv "
               f"(continue with: fastcnn sweep --resume {out})", file=sys.stderr)
@@ -82,4 +91,14 @@ def run(args) -> int:
     print()
     print(Path(out, "sweep.md").read_text())
     print(f"table written to {out}/sweep.csv and {out}/sweep.md")
-    return 0 if any(r.get("val_accuracy") is not None for r in rows) else 1
+    bad = sweep.failed(rows)
+    if bad:  # a sweep that lost trials did not do what was asked: say so, and exit non-zero
+        lost = sum(str(r.get("status", "")).startswith("lost") for r in bad)
+        print(f"fastcnn sweep: {len(bad)} of {len(rows)} trials did not finish ({lost} lost with their worker, "
+              f"{len(bad) - lost} failed; see the status column of {out}/sweep.csv); run them again with: "
+              f"fastcnn sweep --resume {out}", file=sys.stderr)
+        return 1
+    if not rows:
+        print(f"fastcnn sweep: no trials ran (nothing to do in {out})", file=sys.stderr)
+        return 1
+    return 0

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from .options import positive_int
+from .options import non_negative_int, positive_int
 
 #: argparse types named in TrainConfig's field metadata (config.setting)
-_TYPES = {"positive_int": positive_int}
+_TYPES = {"positive_int": positive_int, "non_negative_int": non_negative_int}
 #: annotations ("int | None", "float") whose options parse as numbers
 _NUMBERS = {"int": int, "float": float}
 

@@ -41,6 +41,7 @@ def read_kaggle_csv(path, labeled: bool | None = None):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such CSV file: {path}")
+    _check_text(path)
     with open(path, newline="") as f:
         header = f.readline().strip().split(",")
     if header == [""]:
@@ -59,7 +60,11 @@ def read_kaggle_csv(path, labeled: bool | None = None):
     except ValueError:
         ok = False
     if not ok:
-        _scan_csv(path, header, ncol, labeled)  # raises with row and column
+        try:
+            _scan_csv(path, header, ncol, labeled)  # raises with row and column
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}: not a text CSV file (a byte that is not UTF-8 text: {e.reason}); expected "
+                            "the Kaggle digit-recognizer CSV") from None
         raise DataError(f"{path}: could not be parsed as {ncol} integer columns")  # pragma: no cover
     if data.size == 0:
         raise DataError(f"{path}: no data rows after the header")
@@ -68,6 +73,25 @@ def read_kaggle_csv(path, labeled: bool | None = None):
     _check_ranges(path, header, cols, y)
     x = cols.astype(np.uint8).reshape(-1, SIDE, SIDE)
     return x, (y.astype(np.int64) if labeled else None)
+
+
+def _check_text(path) -> None:
+    """A DataError naming ``path`` unless it is ASCII/UTF-8 text without NUL bytes (a CSV)."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    what = None
+    nul = head.find(b"\0")
+    if nul >= 0:
+        what = f"it holds a NUL byte at offset {nul}"
+    else:
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as e:
+            if len(head) < 1 << 16 or e.start < len(head) - 4:  # not merely a character cut by the block end
+                what = f"byte 0x{head[e.start]:02x} at offset {e.start} is not UTF-8 text"
+    if what:
+        raise DataError(f"{path}: not a text CSV file ({what}); expected the Kaggle digit-recognizer CSV: a header "
+                        "'label,pixel0,...,pixel783' and one image per line")
 
 
 def _check_ranges(path, header, pixels, y):
@@ -124,14 +148,12 @@ def write_kaggle_csv(path, x, y=None) -> Path:
 
 
 def write_submission(path, labels) -> Path:
-    """Write a Kaggle submission: ``ImageId,Label`` with ImageId counted from 1."""
+    """Write a Kaggle submission: ``ImageId,Label`` with ImageId counted from 1 (atomically)."""
+    from ..files import write_text
+
     labels = np.asarray(labels, np.int64).ravel()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        f.write("ImageId,Label\n")
-        f.writelines(f"{i},{int(v)}\n" for i, v in enumerate(labels, start=1))
-    return path
+    text = "ImageId,Label\n" + "".join(f"{i},{int(v)}\n" for i, v in enumerate(labels, start=1))
+    return write_text(Path(path), text)  # atomically: an interrupted write keeps the old file whole
 
 
 def load_kaggle(path, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
@@ -166,10 +188,38 @@ def _images(a, path, key) -> np.ndarray:
     if a.ndim != 3 or a.shape[1:] != (SIDE, SIDE):
         raise DataError(f"{path}: array {key!r} has shape {a.shape}; expected images (N, 28, 28) or (N, 784)")
     if a.dtype != np.uint8:
-        if a.size and np.issubdtype(a.dtype, np.floating) and a.max() <= 1.0:
-            a = a * 255.0  # images scaled to [0, 1]
-        a = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+        a = pixels_to_uint8(a, f"{path}: array {key!r}")
     return np.ascontiguousarray(a)
+
+
+_CONVERT = ("convert them to uint8 0–255 first, e.g. np.clip(np.rint(x * 255), 0, 255).astype(np.uint8) for "
+            "images in [0, 1] (undo a normalisation first: x * std + mean)")
+
+
+def pixels_to_uint8(a, where: str) -> np.ndarray:
+    """Images of another dtype as uint8 0–255, or a DataError naming ``where``. Accepted: integers
+    0–255; floats in [0, 1] (scaled by 255) or 0–255 (rounded); booleans (0 or 255). NaN/inf, values
+    outside those ranges, and floats reaching just above 1 (is it [0, 1] or 0–255?) are errors,
+    never clipped: a silent clip would train or predict on other images than the user's."""
+    if a.dtype.kind == "b":
+        return a.astype(np.uint8) * np.uint8(255)
+    if a.dtype.kind not in "iuf":
+        raise DataError(f"{where} holds {a.dtype} values, not pixel values; {_CONVERT}")
+    if a.size == 0:
+        return a.astype(np.uint8)
+    if a.dtype.kind == "f":
+        bad = ~np.isfinite(a)
+        if bad.any():
+            i = tuple(int(v) for v in np.argwhere(bad)[0])
+            raise DataError(f"{where} holds a non-finite pixel value ({a[i]} at index {i}); images must be finite "
+                            f"pixel values; {_CONVERT}")
+    lo, hi = a.min().item(), a.max().item()
+    if a.dtype.kind == "f" and lo >= 0 and hi <= 1:
+        return np.rint(a.astype(np.float64) * 255.0).astype(np.uint8)  # images scaled to [0, 1]
+    if lo < 0 or hi > 255 or (a.dtype.kind == "f" and hi < 2):
+        scale = "0–255 (uint8, or integers / floats 0–255), or floats in [0, 1]"
+        raise DataError(f"{where} holds pixel values from {lo:g} to {hi:g}; expected {scale}; {_CONVERT}")
+    return np.rint(a).astype(np.uint8) if a.dtype.kind == "f" else a.astype(np.uint8)
 
 
 def _labels(a, path, key, n) -> np.ndarray:
@@ -215,7 +265,10 @@ def load_npz_dataset(path) -> Dataset:
     try:
         arrays = load_npz(path)  # FileNotFoundError when missing; pickle refused
     except ValueError as e:
-        raise DataError(str(e)) from e
+        cause = e.__cause__ if e.__cause__ is not None else e
+        raise DataError(f"{path}: not a readable data .npz: it holds Python objects (which need pickle, never "
+                        f"loaded by fastcnn) or is damaged ({cause}); save plain arrays: "
+                        "np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)") from e
     return _from_arrays(arrays, path, ".npz")
 
 
@@ -239,9 +292,17 @@ def load_mat(path) -> Dataset:
 def load_data(source=None, test_fraction: float = 0.2, seed: int = 0, classes=None) -> Dataset:
     """A Dataset from ``source``: None or a directory (MNIST idx files), ``.csv`` (Kaggle
     train.csv; ``test_fraction`` held out as the test set), ``.npz`` (Keras) or ``.mat``;
-    restricted to ``classes`` (e.g. "0,1,2", see select_classes) when given."""
+    restricted to ``classes`` (e.g. "0,1,2", see select_classes) when given. A training or test
+    set without images is a DataError (every run is trained and scored on them)."""
     ds = _load(source, test_fraction, seed)
-    return select_classes(ds, classes) if classes else ds
+    if classes:
+        return select_classes(ds, classes)
+    where = source if source is not None else ds.name
+    for part, x in (("training", ds.x_train), ("test", ds.x_test)):
+        if len(x) == 0:
+            raise DataError(f"{where}: the {part} set holds no images; fastcnn trains on the training set and "
+                            "reports accuracy on the test set, so both need images")
+    return ds
 
 
 def _load(source, test_fraction: float, seed: int) -> Dataset:
@@ -260,12 +321,37 @@ def _load(source, test_fraction: float, seed: int) -> Dataset:
 
 # --- images to classify ----------------------------------------------------------------
 def read_images(path) -> np.ndarray:
-    """uint8 images (N, 28, 28) from an idx file (gzip or raw) or a ``.npy`` file."""
+    """uint8 images (N, H, W) from an idx file (gzip or raw) or a ``.npy`` file; at least one image.
+    (Whether H×W fits a model is the caller's check: fastcnn.inference.check_images.)"""
     src = Path(path)
-    x = np.load(src, allow_pickle=False) if src.suffix == ".npy" else read_idx(src)
+    x = _read_npy(src) if src.suffix == ".npy" else read_idx(src)
     if x.dtype != np.uint8 or x.ndim != 3:
-        raise DataError(f"{src}: expected uint8 images of shape (N, 28, 28), got {x.dtype} {x.shape}")
+        hint = f"; {_CONVERT}" if x.ndim == 3 and x.dtype.kind in "fiu" else ""
+        raise DataError(f"{src}: expected uint8 images of shape (N, 28, 28), got {x.dtype} {x.shape}{hint}")
+    if len(x) == 0:
+        raise DataError(f"{src}: holds no images (shape {x.shape})")
     return x
+
+
+def _read_npy(src: Path) -> np.ndarray:
+    """The one array of a .npy file, or a DataError saying what the file is instead."""
+    if not src.is_file():
+        raise FileNotFoundError(f"no such file: {src}")
+    with open(src, "rb") as f:
+        magic = f.read(6)
+    if magic[:2] == b"PK":
+        raise DataError(f"{src}: this is an .npz archive (several arrays), not a .npy array; save the images "
+                        "alone with np.save('images.npy', x) (uint8, shape (N, 28, 28))")
+    if magic != b"\x93NUMPY":
+        what = "an empty file" if not magic else f"it starts with {magic.hex(' ')}, not the .npy magic 93 4e 55 4d 50 59"
+        raise DataError(f"{src}: not a .npy file ({what}); save images with np.save('images.npy', x) "
+                        "(uint8, shape (N, 28, 28)) or pass an idx file")
+    try:
+        return np.load(src, allow_pickle=False)
+    except ValueError as e:
+        raise DataError(f"{src}: not a plain .npy array ({e}); fastcnn never loads pickled objects") from None
+    except (EOFError, OSError) as e:
+        raise DataError(f"{src}: a damaged or truncated .npy file ({type(e).__name__}: {e})") from None
 
 
 # --- class subsets ---------------------------------------------------------------------
@@ -306,8 +392,11 @@ def select_classes(ds: Dataset, classes) -> Dataset:
     x_tr, y_tr = sub(ds.x_train, ds.y_train)
     x_te, y_te = sub(ds.x_test, ds.y_test)
     x_va, y_va = sub(ds.x_val, ds.y_val)
-    if len(y_tr) == 0:
-        raise DataError(f"--classes {','.join(map(str, keep))}: the training set of {ds.name} holds no such images")
+    for part, y in (("training", y_tr), ("test", y_te)):
+        if len(y) == 0:
+            present = sorted(int(c) for c in np.unique(np.asarray(ds.y_train if part == "training" else ds.y_test)))
+            raise DataError(f"--classes {','.join(map(str, keep))}: the {part} set of {ds.name} holds no such images "
+                            f"(its classes: {', '.join(map(str, present)) or 'none, it is empty'})")
     name = f"{ds.name}[{''.join(map(str, keep))}]"
     return dataclasses.replace(ds, x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te,
                                x_val=x_va, y_val=y_va, name=name)

@@ -39,13 +39,17 @@ class BatchIterator:
 
     x: (N, H, W) or (N, C, H, W) uint8, y: (N,) integer labels (numpy or cupy).
     ``len()`` is the number of batches; the last partial batch is kept unless
-    ``drop_last``. With ``shuffle``, epoch ``e`` uses the permutation of
+    ``drop_last`` — except that a last batch of ONE sample is dropped when ``drop_single``
+    (default: when shuffling, i.e. for training) and there are other batches: one sample has no
+    batch statistics (batch norm cannot train on it) and its step is mostly noise; with
+    shuffling, a different sample sits out each epoch. With ``shuffle``, epoch ``e`` uses the permutation of
     ``np.random.default_rng(seed + e)``; the epoch advances after each complete
     pass (or is set with ``set_epoch``). ``iter_from(step)`` resumes mid-epoch.
     """
 
     def __init__(self, x, y, batch_size: int, shuffle: bool = True, seed: int = 0, xp=np,
-                 dtype=np.float32, drop_last: bool = False, mean: float = MEAN, std: float = STD):
+                 dtype=np.float32, drop_last: bool = False, mean: float = MEAN, std: float = STD,
+                 drop_single: bool | None = None):
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if len(x) != len(y):
@@ -58,11 +62,14 @@ class BatchIterator:
         self.x, self.y, self.batch_size = x, y, int(batch_size)
         self.shuffle, self.seed, self.xp, self.dtype = shuffle, seed, xp, dtype
         self.drop_last, self.mean, self.std = drop_last, mean, std
+        self.drop_single = bool(shuffle) if drop_single is None else bool(drop_single)
         self.epoch = 0
 
     def __len__(self) -> int:
         n, b = len(self.x), self.batch_size
-        return n // b if self.drop_last else -(-n // b)
+        if self.drop_last or (self.drop_single and n % b == 1 and n > b):
+            return n // b
+        return -(-n // b)
 
     def set_epoch(self, epoch: int) -> None:
         """Use the permutation of ``epoch`` for the next pass."""

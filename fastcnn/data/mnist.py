@@ -20,6 +20,8 @@ BUNDLED = Path(__file__).parent / "mnist"
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 SUMS = "SHA256SUMS"
+#: labels are digit classes 0 … NUM_CLASSES − 1 (every preset has this many outputs)
+NUM_CLASSES = 10
 
 
 @dataclasses.dataclass
@@ -115,6 +117,20 @@ def _read_sums(path: Path) -> dict[str, str]:
     return sums
 
 
+def check_labels(y, source) -> None:
+    """Raise a DataError naming ``source`` unless every label is a class 0 … NUM_CLASSES − 1
+    (one scan, when the file is read: a label of 10 or 255 would index past the model's outputs,
+    and −1 in an int8 file would silently train as the last class)."""
+    if len(y) == 0:
+        return
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0 or hi >= NUM_CLASSES:
+        i = int(np.flatnonzero((y < 0) | (y >= NUM_CLASSES))[0])
+        raise DataError(f"{source}: label {int(y[i])} (sample {i}) is outside 0–{NUM_CLASSES - 1}; labels must be "
+                        f"the digit classes 0–{NUM_CLASSES - 1} (labels found: {lo} … {hi}); fix or remove "
+                        "those samples")
+
+
 @lru_cache(maxsize=4)
 def _load(paths: tuple, sums_file: Path | None, stamp: tuple, name: str) -> Dataset:
     """Decode the four files ``paths``, verified against ``sums_file`` if it exists;
@@ -139,6 +155,7 @@ def _load(paths: tuple, sums_file: Path | None, stamp: tuple, name: str) -> Data
         if len(x) != len(y):
             raise DataError(f"{px.name} holds {len(x)} images but {py.name} holds "
                             f"{len(y)} labels (in {px.parent})")
+        check_labels(y, py)
     if arrays[0].shape[1:] != arrays[2].shape[1:]:
         raise DataError(f"{px.parent}: train images are {arrays[0].shape[1:]} but test "
                         f"images {arrays[2].shape[1:]}")

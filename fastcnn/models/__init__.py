@@ -140,9 +140,25 @@ def budget_line(name: str, n: int) -> str:
             f"({n:,} = {n / LAB_BUDGET:.1%} of it)")
 
 
+def not_weights(state: dict) -> str | None:
+    """Why the arrays of an .npz are not a model's state dict (e.g. it is a data set), or None."""
+    keys = sorted(k for k in state if not k.startswith("__"))
+    if any(k.split(".", 1)[0].isdigit() for k in keys):
+        return None
+    listed = ", ".join(keys[:6]) + (", ..." if len(keys) > 6 else "") if keys else "no arrays"
+    data = {"x_train", "y_train", "x_test", "y_test", "data", "label", "images", "labels"}
+    what = "a data set" if data & set(keys) or any(k.lower().startswith(("x_", "y_", "train", "test")) for k in keys) \
+        else "not model weights"
+    return (f"it holds {listed}: that looks like {what}, not a model's weights (arrays named like 0.weight); "
+            "pass data with --data-dir, and weights as --weights RUN_DIR or the model.npz / best.npz of a run")
+
+
 def guess(state: dict) -> str:
     """The preset whose parameter shapes match a state dict (for a bare .npz)."""
     arrays = {k for k in state if not k.startswith("__")}  # "__step__" and such are not weights
+    why = not_weights(state)
+    if why:
+        raise ValueError(f"the --weights file is not a fastcnn model: {why}")
     for name in names():
         ref = build(name).state_dict()
         if {k for k in ref if not k.startswith("__")} == arrays and \

@@ -7,7 +7,7 @@ from .. import backend
 from .. import conv as _algorithms  # noqa: F401  (registers the convolution algorithms)
 from .. import registry
 from ..geometry import out_size
-from .module import Layer, Parameter, ShapeError, fan_init, pair
+from .module import Layer, Parameter, ShapeError, check_grad, fan_init, pair
 
 
 class Conv2D(Layer):
@@ -44,7 +44,7 @@ class Conv2D(Layer):
         self.weight = Parameter(np.zeros((out_channels, in_channels, kh, kw), dtype), "weight")
         self.bias = Parameter(np.zeros(out_channels, dtype), "bias") if bias else None
         self.reset_parameters(np.random.default_rng(seed), "he" if init == "auto" else init)
-        self._cache = None
+        self._cache = self._out = None
 
     def reset_parameters(self, rng, scheme):
         kh, kw = self.kernel_size
@@ -72,11 +72,13 @@ class Conv2D(Layer):
         algo = self._choose(x)
         self.algo_used = algo.name
         b = None if self.bias is None else self.bias.data
+        self._cache = None
         y, self._cache = algo.forward(x, self.weight.data, b, self.stride, self.padding)
-        self._algo = algo
+        self._algo, self._out = algo, (tuple(y.shape), y.dtype)
         return y
 
     def backward(self, dy):
+        check_grad(self, dy, self._cache, self._out)
         dx, dw, db = self._algo.backward(dy, self._cache, self.needs_input_grad)
         self.weight.grad[...] = dw
         if self.bias is not None:

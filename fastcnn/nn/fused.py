@@ -19,7 +19,7 @@ from ..kernels.cpu import conv as conv_kernels
 from ..kernels.cpu import im2col as im2col_kernels
 from .activation import ReLU
 from .conv import Conv2D
-from .module import Layer
+from .module import Layer, ShapeError
 from .pool import MaxPool2D
 
 
@@ -34,7 +34,7 @@ class _FusedConv(Layer):
         self.variant = None
         #: a variant fixed from outside ("direct" or "gemm"), or None: numba_conv.choose's
         self.pinned = None
-        self._cache = None
+        self._cache = self._out_shape = None
 
     @property
     def algo_used(self):
@@ -44,13 +44,32 @@ class _FusedConv(Layer):
         return self.conv.output_shape(in_shape)
 
     def forward(self, x):
+        """x (N, C, H, W) float, C the convolution's input channels -> y; anything else is an error
+        naming the layer before a kernel runs (the kernels index without bounds checks)."""
+        if type(x) is not np.ndarray:
+            raise TypeError(f"{self.name}: the fused CPU layer takes a numpy array, got {type(x).__name__}")
+        if x.ndim != 4 or x.shape[1] != self.conv.in_channels:
+            raise ShapeError(f"{self.name} expects input (N, {self.conv.in_channels}, H, W), got {tuple(x.shape)}")
+        if x.dtype.kind != "f":
+            raise TypeError(f"{self.name}: the input is {x.dtype}; it must be floating point like the weights "
+                            f"({self.weight.data.dtype})")
         self.check_dtype(x)
+        out = self.output_shape(x.shape[1:])  # ShapeError when the windows do not fit H×W
         x = np.ascontiguousarray(x)
+        self._cache = None
         self.variant = self.pinned if self.pinned is not None else numba_conv.choose()
         y, self._cache = self._forward(self.variant, x)
+        self._out_shape = (x.shape[0], *out)
         return y
 
     def backward(self, dy):
+        """dy of the shape and dtype of the last forward's output -> dx (or None); fills the gradients."""
+        if self._cache is None:
+            raise RuntimeError(f"{self.name}: backward needs a forward first (nothing is cached)")
+        if type(dy) is not np.ndarray or tuple(dy.shape) != self._out_shape or dy.dtype != self.weight.data.dtype:
+            raise ShapeError(f"{self.name}: backward expects dy of the forward's output, {self._out_shape} "
+                             f"{self.weight.data.dtype}, got {tuple(getattr(dy, 'shape', ()))} "
+                             f"{getattr(dy, 'dtype', type(dy).__name__)}")
         dx, dw, db = self._backward(self.variant, np.ascontiguousarray(dy))
         self.weight.grad[...] = dw
         if self.bias is not None:

@@ -129,6 +129,17 @@ class Layer:
         return f"{type(self).__name__}({self.extra_repr()})"
 
 
+def check_grad(layer, dy, cache, out) -> None:
+    """Raise unless ``dy`` fits the output of ``layer``'s last forward (``out`` = (shape, dtype)):
+    a layer whose backward runs a kernel must never hand it a gradient of another shape."""
+    if cache is None or out is None:
+        raise RuntimeError(f"{layer.name}: backward needs a forward first (nothing is cached)")
+    shape, dtype = out
+    if tuple(getattr(dy, "shape", ())) != shape or getattr(dy, "dtype", None) != dtype:
+        raise ShapeError(f"{layer.name}: backward expects dy like the forward's output, {shape} {dtype}, got "
+                         f"{tuple(getattr(dy, 'shape', ()))} {getattr(dy, 'dtype', type(dy).__name__)}")
+
+
 def pair(v, what: str) -> tuple:
     """An int or a pair of ints as a pair; anything else is a clear error."""
     if isinstance(v, (int, np.integer)):

@@ -45,7 +45,11 @@ class _BatchNorm(Layer):
         if self.training:
             m = x.size // self.num_features
             if m < 2:
-                raise ValueError(f"{self.name} needs more than one value per feature in training (got batch of {x.shape[0]})")
+                raise ShapeError(f"{self.name}: a batch of {x.shape[0]} sample{'s' if x.shape[0] != 1 else ''} in "
+                                 f"training mode gives {m} value{'s' if m != 1 else ''} per feature: batch statistics "
+                                 "need at least 2; train with batches of ≥ 2 samples (fastcnn train --batch-size; its "
+                                 "loader drops a last batch of one sample), or call model.eval() to use the running "
+                                 "statistics")
             mean = x.mean(axis=self._axes)
             var = x.var(axis=self._axes)
             mom = self.momentum

@@ -5,7 +5,7 @@ from .. import backend
 from .. import pool as _algorithms  # noqa: F401  (registers the pooling algorithms)
 from .. import registry
 from ..geometry import out_size
-from .module import Layer, ShapeError, pair
+from .module import Layer, ShapeError, check_grad, pair
 
 
 class _Pool2D(Layer):
@@ -23,6 +23,7 @@ class _Pool2D(Layer):
         if algo != "auto" and algo not in registry.POOL:
             raise ValueError(f"unknown pool algorithm {algo!r}: choose auto or one of {', '.join(registry.POOL)}")
         self.algo, self.algo_used = algo, None
+        self._cache = self._out = None
 
     def forward(self, x):
         if x.ndim != 4:
@@ -36,10 +37,13 @@ class _Pool2D(Layer):
 
         algo = registry.resolve("pool", self.algo, xp, (x.shape, x.dtype.str) + geo, trial)
         self._algo, self.algo_used = algo, algo.name
+        self._cache = None
         y, self._cache = algo.forward(x, *geo)
+        self._out = (tuple(y.shape), y.dtype)
         return y
 
     def backward(self, dy):
+        check_grad(self, dy, self._cache, self._out)
         return self._algo.backward(dy, self._cache)
 
     def output_shape(self, in_shape):

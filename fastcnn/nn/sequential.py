@@ -87,7 +87,17 @@ class Sequential(Layer):
         return self._plan
 
     def forward(self, x):
-        """x (N, ...) -> the last layer's output; the dtype must be the parameters' (no silent cast)."""
+        """x (N, ...) -> the last layer's output; the dtype must be the parameters' (no silent cast).
+        With ``input_shape``, x must be (N, *input_shape): anything else is a ShapeError here,
+        before any layer (or kernel) runs."""
+        shape = getattr(x, "shape", None)
+        if shape is None or getattr(x, "dtype", None) is None:
+            raise TypeError(f"Sequential.forward takes an array (N, ...), got {type(x).__name__}")
+        if self.input_shape is not None and tuple(shape[1:]) != self.input_shape:
+            raise ShapeError(self._input_mismatch(tuple(shape)))
+        if x.dtype.kind != "f":
+            raise TypeError(f"Sequential.forward: the input is {x.dtype}; the model computes in floating point: "
+                            "normalise images first (fastcnn.data.normalize, or x.astype(np.float32) / 255)")
         ps = self.parameters()
         if ps and getattr(x, "dtype", None) is not None and x.dtype != ps[0].data.dtype:
             first = next(l for l in self.layers if l.parameters())
@@ -104,6 +114,17 @@ class Sequential(Layer):
             for layer in layers:
                 x = layer.forward(x)
         return x
+
+    def _input_mismatch(self, got: tuple) -> str:
+        want = self.input_shape
+        first = self.layers[0].name if self.layers else "Sequential"
+        msg = f"the model expects input (N, {', '.join(map(str, want))}), got {got} (at {first})"
+        if len(got) == len(want) + 1 and len(want) == 3:
+            if got[2:] != want[1:]:
+                msg += f": images of {got[2]}×{got[3]} pixels, the model takes {want[1]}×{want[2]}"
+            elif got[1] != want[0]:
+                msg += f": {got[1]} channels, the model takes {want[0]}"
+        return msg
 
     def backward(self, dy):
         """dy (N, ...) of the output -> dx of the input (None when the first layer needs none);
@@ -217,6 +238,11 @@ class Sequential(Layer):
                 b = ours[i] if i < len(ours) else "nothing"
                 raise ValueError(f"checkpoint does not fit this model: layer {i} is {a} in the checkpoint "
                                  f"and {b} in the model ({len(theirs)} vs {len(ours)} layers)")
+        if self.parameters() and not any(k.split(".", 1)[0].isdigit() for k in state):
+            have = sorted(k for k in state if not k.startswith("__"))
+            raise ValueError(f"checkpoint holds no layer weights (arrays named like 0.weight): it holds "
+                             f"{', '.join(have[:6]) + (', ...' if len(have) > 6 else '') or 'nothing'}; "
+                             "is it a data file? Weights are the model.npz (or best.npz) of a run")
         expected = set()
         for i, layer in enumerate(self.layers):
             for n in layer.param_names + layer.buffer_names:

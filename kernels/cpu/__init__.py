@@ -2,7 +2,9 @@
 
 Every kernel is compiled on first use for the dtypes it meets (lazily: a run compiles only
 what it calls) and cached next to its source (``__pycache__``), so later runs load it.
-``on_first_compile(callback)`` lets a caller say so when a run does compile. The parallel
+``on_first_compile(callback)`` lets a caller say so when a run does compile. Numba indexes
+without bounds checks, so each kernel's Python entry point checks its arguments first
+(``checks.py``: ranks, shapes, dtypes, window geometry; a ValueError naming the kernel). The parallel
 kernels are serial *share* functions (one thread's part) run on Numba's thread pool by
 ``launch.Shares``, which compiles each body once (a ``prange`` body is compiled twice). fastcnn calls
 these kernels inside ``fastcnn.threads.compute()`` (BLAS on one thread, so OpenBLAS's

@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from . import checks
 from .launch import Shares, span
 from .pool import relu_maxpool_plane
 from .unroll import fold_rows, unroll_rows
@@ -199,8 +200,29 @@ def _g(w2, l, x, nt):
     return group(w2.shape[1], l, len(x), nt, x.itemsize)
 
 
+def _check_conv(kernel, xpad, w2, kh, kw, sh, sw, oh, ow, nt):
+    """xpad (N, C, Hp, Wp) and w2 (F, C·kh·kw) of one dtype, (oh, ow) the windows over (Hp, Wp)."""
+    checks.array(kernel, "xpad", xpad, 4, "float")
+    checks.array(kernel, "w2", w2, 2)
+    checks.same_dtype(kernel, xpad=xpad, w2=w2)
+    checks.positive(kernel, nt=nt)
+    checks.window(kernel, "H", xpad.shape[2], kh, sh, oh)
+    checks.window(kernel, "W", xpad.shape[3], kw, sw, ow)
+    if w2.shape[1] != xpad.shape[1] * kh * kw:
+        checks.fail(kernel, f"w2 {w2.shape} is (F, C·kh·kw) for C = {w2.shape[1] / (kh * kw):g} input channels "
+                            f"but xpad {xpad.shape} has {xpad.shape[1]}")
+
+
+def _check_bias(kernel, b, w2):
+    checks.array(kernel, "b", b, 1)
+    checks.same_dtype(kernel, w2=w2, b=b)
+    checks.shape(kernel, "b", b, (w2.shape[0],))
+
+
 def conv_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, nt):
     """xpad (N, C, Hp, Wp), w2 (F, C·kh·kw), b (F,) -> y (N, F, oh, ow)."""
+    _check_conv("conv_forward", xpad, w2, kh, kw, sh, sw, oh, ow, nt)
+    _check_bias("conv_forward", b, w2)
     y = np.empty((len(xpad), len(w2), oh, ow), dtype=xpad.dtype)
     _forward(nt, xpad, w2, b, kh, kw, sh, sw, oh, ow, False, 1, 1, 1, 1, _g(w2, oh * ow, xpad, nt), y, _NO_ARG)
     return y
@@ -208,6 +230,10 @@ def conv_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, nt):
 
 def conv_relu_maxpool_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, pkh, pkw, psh, psw, poh, pow_, nt):
     """maxpool(relu(conv(xpad))) -> y, arg (N, F, poh, pow); see _forward_share."""
+    _check_conv("conv_relu_maxpool_forward", xpad, w2, kh, kw, sh, sw, oh, ow, nt)
+    _check_bias("conv_relu_maxpool_forward", b, w2)
+    checks.window("conv_relu_maxpool_forward", "the pooled H", oh, pkh, psh, poh)
+    checks.window("conv_relu_maxpool_forward", "the pooled W", ow, pkw, psw, pow_)
     y = np.empty((len(xpad), len(w2), poh, pow_), dtype=xpad.dtype)
     arg = np.empty(y.shape, dtype=np.int32)
     _forward(nt, xpad, w2, b, kh, kw, sh, sw, oh, ow, True, pkh, pkw, psh, psw, _g(w2, oh * ow, xpad, nt), y, arg)
@@ -269,6 +295,20 @@ _backward_shares = Shares(_backward_share)
 
 def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, nt):
     """-> dxpad (N, C, Hp, Wp) (or a dummy), dw_t (nt, F, C·kh·kw), db_t (nt, F)."""
+    kernel = ("conv_backward", "relu_mask_conv_backward", "conv_relu_maxpool_backward")[mode]
+    _check_conv(kernel, xpad, w2, kh, kw, sh, sw, oh, ow, nt)
+    checks.positive(kernel, g=g)
+    checks.array(kernel, "dy", dy, 4)
+    checks.same_dtype(kernel, xpad=xpad, dy=dy)
+    n, f = xpad.shape[0], w2.shape[0]
+    if mode == MAXPOOL:
+        if tuple(dy.shape[:2]) != (n, f):
+            checks.fail(kernel, f"dy {dy.shape} must be (N, F, poh, pow) with N = {n}, F = {f}")
+        checks.array(kernel, "arg", aux, 4, np.int32)
+    else:
+        checks.shape(kernel, "dy", dy, (n, f, oh, ow))
+        checks.array(kernel, "the layer output", aux, 4)
+    checks.shape(kernel, "the layer output" if mode == RELU else "arg", aux, dy.shape)
     nf, nk = w2.shape
     dw_t = np.zeros((nt, nf, nk), dtype=w2.dtype)
     db_t = np.zeros((nt, nf), dtype=w2.dtype)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from . import checks
 from .launch import Shares, span
 from .pool import relu_maxpool_plane
 from .unroll import fold_rows, unroll_rows
@@ -33,6 +34,9 @@ _im2col_shares = Shares(_im2col)
 
 def im2col(xpad, kh, kw, sh, sw, oh, ow):
     """xpad (N, C, Hp, Wp) -> cols (C·kh·kw, N·oh·ow)."""
+    checks.array("im2col", "xpad", xpad, 4, "float")
+    checks.window("im2col", "H", xpad.shape[2], kh, sh, oh)
+    checks.window("im2col", "W", xpad.shape[3], kw, sw, ow)
     n, c = xpad.shape[0], xpad.shape[1]
     cols = np.empty((c * kh * kw, n, oh * ow), dtype=xpad.dtype)
     _im2col_shares.over(n, xpad, kh, kw, sh, sw, oh, ow, cols)
@@ -53,6 +57,10 @@ _col2im_shares = Shares(_col2im)
 def col2im(dcols, n, c, hp, wp, kh, kw, sh, sw, oh, ow):
     """dcols (C·kh·kw, N·oh·ow) -> dxpad (N, C, Hp, Wp): every entry added back to the pixel it
     came from. Parallel over samples, so no two threads touch the same pixel (no atomics)."""
+    checks.array("col2im", "dcols", dcols, 2, "float")
+    checks.window("col2im", "H", hp, kh, sh, oh)
+    checks.window("col2im", "W", wp, kw, sw, ow)
+    checks.shape("col2im", "dcols", dcols, (c * kh * kw, n * oh * ow))
     d = np.ascontiguousarray(dcols).reshape(c * kh * kw, n, oh * ow)
     dx = np.empty((n, c, hp, wp), dtype=dcols.dtype)
     _col2im_shares.over(n, d, kh, kw, sh, sw, oh, ow, dx)
@@ -79,8 +87,18 @@ def _cnhw_to_nchw_bias(t, nt, z3, b, relu, y):
 _cnhw_to_nchw_bias_shares = Shares(_cnhw_to_nchw_bias)
 
 
+def _check_z(kernel, z, b, n, oh, ow):
+    """z (F, N·oh·ow) float, b (F,) of its dtype."""
+    checks.array(kernel, "z", z, 2, "float")
+    checks.array(kernel, "b", b, 1)
+    checks.same_dtype(kernel, z=z, b=b)
+    checks.positive(kernel, oh=oh, ow=ow)
+    checks.shape(kernel, "z", z, (len(b), n * oh * ow))
+
+
 def cnhw_to_nchw_bias(z, b, n, oh, ow, relu):
     """z (F, N·oh·ow) -> y (N, F, oh, ow) = z + b, and max(·, 0) when ``relu``."""
+    _check_z("cnhw_to_nchw_bias", z, b, n, oh, ow)
     f = z.shape[0]
     y = np.empty((n, f, oh * ow), dtype=z.dtype)
     _cnhw_to_nchw_bias_shares.over(n, np.ascontiguousarray(z).reshape(f, n, oh * ow), b, bool(relu), y)
@@ -104,6 +122,7 @@ _nchw_to_cnhw_shares = Shares(_nchw_to_cnhw)
 
 def nchw_to_cnhw(dy):
     """dy (N, F, oh, ow) -> (F, N·oh·ow)."""
+    checks.array("nchw_to_cnhw", "dy", dy, 4, "float")
     n, f, oh, ow = dy.shape
     out = np.empty((f, n, oh * ow), dtype=dy.dtype)
     _nchw_to_cnhw_shares.over(n, np.ascontiguousarray(dy).reshape(n, f, oh * ow), out)
@@ -129,6 +148,11 @@ _dot_rows_shares = Shares(_dot_rows)
 def dot_rows(a, b):
     """a (M, L), b (K, L) -> a @ bᵀ (M, K) as M·K long dot products: faster than BLAS when
     M and K are tiny and L is long (a first layer's dW), where GEMM kernels cannot block."""
+    checks.array("dot_rows", "a", a, 2, "float")
+    checks.array("dot_rows", "b", b, 2)
+    checks.same_dtype("dot_rows", a=a, b=b)
+    if a.shape[1] != b.shape[1]:
+        checks.fail("dot_rows", f"a {a.shape} and b {b.shape} must have rows of one length")
     out = np.empty((a.shape[0], b.shape[0]), dtype=a.dtype)
     _dot_rows_shares.over(out.size, a, b, out)
     return out
@@ -154,6 +178,9 @@ def cnhw_bias_relu_maxpool(z, b, n, oh, ow, pkh, pkw, psh, psw, poh, pow_):
     maximum is ≤ 0: ReLU then passes no gradient. Equal to ReLU then MaxPool2D because
     ReLU is monotonic (relu(max z) = max relu(z)); the pre-activation is never written.
     """
+    _check_z("cnhw_bias_relu_maxpool", z, b, n, oh, ow)
+    checks.window("cnhw_bias_relu_maxpool", "the pooled H", oh, pkh, psh, poh)
+    checks.window("cnhw_bias_relu_maxpool", "the pooled W", ow, pkw, psw, pow_)
     f = z.shape[0]
     y = np.empty((n, f, poh, pow_), dtype=z.dtype)
     arg = np.empty((n, f, poh, pow_), dtype=np.int32)
@@ -182,6 +209,10 @@ _maxpool_scatter_cnhw_shares = Shares(_maxpool_scatter_cnhw)
 def maxpool_scatter_cnhw(dy, arg, oh, ow):
     """dy, arg (N, F, poh, pow) -> dz (F, N·oh·ow): each dy added at its window's argmax
     (entries with arg −1 are dropped), zeros elsewhere."""
+    checks.array("maxpool_scatter_cnhw", "dy", dy, 4, "float")
+    checks.array("maxpool_scatter_cnhw", "arg", arg, 4, np.int32)
+    checks.shape("maxpool_scatter_cnhw", "arg", arg, dy.shape)
+    checks.positive("maxpool_scatter_cnhw", oh=oh, ow=ow)
     n, f = dy.shape[0], dy.shape[1]
     dz = np.empty((f, n, oh * ow), dtype=dy.dtype)
     _maxpool_scatter_cnhw_shares.over(n, dy, arg, dz)
@@ -206,6 +237,9 @@ _nchw_to_cnhw_relu_mask_shares = Shares(_nchw_to_cnhw_relu_mask)
 
 def nchw_to_cnhw_relu_mask(dy, y):
     """dy · [y > 0] (N, F, oh, ow) -> (F, N·oh·ow): the ReLU backward fused into the layout change."""
+    checks.array("nchw_to_cnhw_relu_mask", "dy", dy, 4, "float")
+    checks.array("nchw_to_cnhw_relu_mask", "y", y, 4)
+    checks.shape("nchw_to_cnhw_relu_mask", "y", y, dy.shape)
     n, f, oh, ow = dy.shape
     out = np.empty((f, n, oh * ow), dtype=dy.dtype)
     _nchw_to_cnhw_relu_mask_shares.over(n, np.ascontiguousarray(dy).reshape(n, f, oh * ow),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from . import checks
 from .launch import Shares, span
 
 OPTS = dict(cache=True, nogil=True)
@@ -97,8 +98,15 @@ def _maxpool_forward(t, nt, xpad, kh, kw, sh, sw, y, arg):
 _maxpool_forward_shares = Shares(_maxpool_forward)
 
 
+def _check_windows(kernel, xpad, kh, kw, sh, sw, oh, ow):
+    checks.array(kernel, "xpad", xpad, 4, "float")
+    checks.window(kernel, "H", xpad.shape[2], kh, sh, oh)
+    checks.window(kernel, "W", xpad.shape[3], kw, sw, ow)
+
+
 def maxpool_forward(xpad, kh, kw, sh, sw, oh, ow):
     """xpad (N, C, Hp, Wp) -> y (N, C, oh, ow), arg int32 (N, C, oh, ow)."""
+    _check_windows("maxpool_forward", xpad, kh, kw, sh, sw, oh, ow)
     n, c = xpad.shape[0], xpad.shape[1]
     y = np.empty((n, c, oh, ow), dtype=xpad.dtype)
     arg = np.empty((n, c, oh, ow), dtype=np.int32)
@@ -123,6 +131,10 @@ _maxpool_backward_shares = Shares(_maxpool_backward)
 
 def maxpool_backward(dy, arg, hp, wp):
     """dy, arg (N, C, oh, ow) -> dxpad (N, C, Hp, Wp)."""
+    checks.array("maxpool_backward", "dy", dy, 4, "float")
+    checks.array("maxpool_backward", "arg", arg, 4, np.int32)
+    checks.shape("maxpool_backward", "arg", arg, dy.shape)
+    checks.positive("maxpool_backward", hp=hp, wp=wp)
     n, c = dy.shape[0], dy.shape[1]
     dx = np.empty((n, c, hp * wp), dtype=dy.dtype)
     _maxpool_backward_shares.over(n, dy, arg, dx)
@@ -151,6 +163,7 @@ _avgpool_forward_shares = Shares(_avgpool_forward)
 
 def avgpool_forward(xpad, kh, kw, sh, sw, oh, ow):
     """xpad (N, C, Hp, Wp) -> y (N, C, oh, ow)."""
+    _check_windows("avgpool_forward", xpad, kh, kw, sh, sw, oh, ow)
     n, c = xpad.shape[0], xpad.shape[1]
     y = np.empty((n, c, oh, ow), dtype=xpad.dtype)
     _avgpool_forward_shares.over(n, xpad, kh, kw, sh, sw, y)
@@ -178,6 +191,9 @@ _avgpool_backward_shares = Shares(_avgpool_backward)
 
 def avgpool_backward(dy, kh, kw, sh, sw, hp, wp):
     """dy (N, C, oh, ow) -> dxpad (N, C, Hp, Wp)."""
+    checks.array("avgpool_backward", "dy", dy, 4, "float")
+    checks.window("avgpool_backward", "H", hp, kh, sh, dy.shape[2])
+    checks.window("avgpool_backward", "W", wp, kw, sw, dy.shape[3])
     n, c = dy.shape[0], dy.shape[1]
     dx = np.empty((n, c, hp, wp), dtype=dy.dtype)
     _avgpool_backward_shares.over(n, dy, kh, kw, sh, sw, dx)
