@@ -81,7 +81,8 @@ IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. Please use `.g
 
 #: Names of this module that real CuPy does not have: the stand-in's own machinery.
 STANDIN_ONLY = ("BANNER", "IMPLICIT", "STANDIN_ONLY", "COUNTERS", "counters", "reset_counters", "counting",
-                "count_launch", "register_twin", "FUNCTIONS", "METHODS")
+                "count_launch", "register_twin", "FUNCTIONS", "METHODS",
+                "cupyx")  # CuPy's cupyx is a package of its own: backend.scatter_add finds the stand-in's here
 
 # dtypes and constants: CuPy re-exports numpy's
 float16, float32, float64 = np.float16, np.float32, np.float64
@@ -163,7 +164,7 @@ def count_launch(n: int = 1, arrays=()) -> None:
 
 
 # --- the memory pool: live bytes of the arrays this module allocated -----------------------------
-class MemoryPool:
+class _MemoryPool:
     """``used_bytes()``: bytes held by live device arrays; ``total_bytes()``: the most ever held
     (a pool that caches every freed block, as CuPy's does until ``free_all_blocks()``)."""
 
@@ -198,10 +199,10 @@ class MemoryPool:
         self._total = self._used
 
 
-_pool = MemoryPool()
+_pool = _MemoryPool()
 
 
-def get_default_memory_pool() -> MemoryPool:
+def get_default_memory_pool() -> _MemoryPool:
     return _pool
 
 
@@ -347,15 +348,16 @@ METHODS = ("reshape", "transpose", "sum", "mean", "max", "min", "argmax", "argmi
            "swapaxes", "nonzero", "round")
 
 
-class MemoryPointer:
-    """What ``ndarray.data`` is in CuPy: a pointer into device memory (here: the host address)."""
+class _MemoryPointer:
+    """What ``ndarray.data`` is in CuPy: ``MemoryPointer(mem, offset)``, a pointer into device memory
+    (here: a host address); ``.ptr`` is the address, ``.mem`` the allocation it points into."""
 
     __slots__ = ("ptr", "device_id", "mem")
 
-    def __init__(self, ptr: int, mem=None):
-        self.ptr = int(ptr)
-        self.device_id = 0
+    def __init__(self, mem, offset):
         self.mem = mem
+        self.ptr = (mem.__array_interface__["data"][0] if mem.size else 0) + int(offset)
+        self.device_id = 0
 
 
 class ndarray:  # noqa: N801  (CuPy's name)
@@ -428,10 +430,12 @@ class ndarray:  # noqa: N801  (CuPy's name)
     T = property(lambda self: _wrap(self._a.T))
 
     @property
-    def data(self) -> MemoryPointer:
+    def data(self) -> _MemoryPointer:
         """The memory pointer (CuPy's ``MemoryPointer``): ``.ptr`` is the first element's address."""
-        a = self._a
-        return MemoryPointer(a.__array_interface__["data"][0] if a.size else 0, _root(a))
+        a, root = self._a, _root(self._a)
+        if not a.size:
+            return _MemoryPointer(root, 0)
+        return _MemoryPointer(root, a.__array_interface__["data"][0] - root.__array_interface__["data"][0])
 
     @property
     def __cuda_array_interface__(self) -> dict:
@@ -496,7 +500,8 @@ for _n in METHODS:
 for _n in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or", "xor"):
     setattr(ndarray, f"__{_n}__", _binop(f"__{_n}__"))
     setattr(ndarray, f"__r{_n}__", _binop(f"__r{_n}__"))
-    setattr(ndarray, f"__i{_n}__", _inplace(f"__i{_n}__"))
+    if _n != "matmul":  # CuPy 13 has no in-place matmul (a @= b)
+        setattr(ndarray, f"__i{_n}__", _inplace(f"__i{_n}__"))
 for _n in ("lt", "le", "gt", "ge", "eq", "ne"):
     setattr(ndarray, f"__{_n}__", _binop(f"__{_n}__"))
 del _n
@@ -626,7 +631,7 @@ def _function(name):
 FUNCTIONS = ("empty", "zeros", "ones", "full", "empty_like", "zeros_like", "ones_like", "full_like",
              "arange", "concatenate", "stack", "matmul", "tensordot", "einsum", "dot", "multiply",
              "add", "subtract", "divide", "sqrt", "exp", "log", "abs", "maximum", "minimum", "where",
-             "take_along_axis", "put_along_axis", "argsort", "argpartition", "argmax", "ascontiguousarray",
+             "take_along_axis", "argsort", "argpartition", "argmax", "ascontiguousarray",
              "clip", "sum", "mean", "isfinite", "isnan", "allclose", "array_equal", "pad", "square",
              "log1p", "expm1", "tanh", "sign")
 for _n in FUNCTIONS:
@@ -774,7 +779,7 @@ class RawKernel:
 
 
 # --- random: cupy.random.default_rng draws on the device -----------------------------------------
-class Generator:
+class _Generator:
     """CuPy's ``cupy.random.Generator`` (the methods fastcnn uses, with CuPy's keywords);
     NumPy's bit generator underneath, so the numbers differ from CuPy's (XORWOW)."""
 
@@ -802,14 +807,14 @@ class Generator:
 
 
 def _default_rng(seed=None):
-    return Generator(seed)
+    return _Generator(seed)
 
 
-random = SimpleNamespace(default_rng=_default_rng, Generator=Generator)
+random = SimpleNamespace(default_rng=_default_rng, Generator=_Generator)
 
 
 # --- cuda: one fake device, one stream ------------------------------------------------------------
-class Stream:
+class _Stream:
     """A stream; work is done when it is queued, so synchronising only counts."""
 
     def __init__(self, null=False, non_blocking=False, ptds=False):
@@ -819,10 +824,10 @@ class Stream:
         _sync()
 
 
-_stream = Stream(null=True)
+_stream = _Stream(null=True)
 
 
-class Device:
+class _Device:
     """``cupy.cuda.Device(device=None)``: the one device, 0."""
 
     def __init__(self, device=None):
@@ -838,9 +843,9 @@ def _device_count() -> int:
     return 1
 
 
-def _device_properties(i: int) -> dict:
-    if i != 0:
-        raise RuntimeError(f"fake_cupy has one device (0), not {i}")
+def _device_properties(device: int) -> dict:
+    if device != 0:
+        raise RuntimeError(f"fake_cupy has one device (0), not {device}")
     return {"name": b"fake_cupy (NumPy, no GPU)", "totalGlobalMem": 0}
 
 
@@ -848,9 +853,10 @@ cuda = SimpleNamespace(
     runtime=SimpleNamespace(getDeviceCount=_device_count, getDeviceProperties=_device_properties,
                             deviceSynchronize=_sync),
     get_current_stream=lambda device_id=-1: _stream,
-    Stream=Stream,
-    Device=Device,
-    MemoryPointer=MemoryPointer,
+    Stream=_Stream,
+    Device=_Device,
+    MemoryPointer=_MemoryPointer,
+    MemoryPool=_MemoryPool,
 )
 
 
