@@ -2,7 +2,13 @@
 
 One step (fastcnn.step.train_step): uint8 batch -> float32 on the model's device -> forward
 -> SoftmaxCrossEntropy -> backward (every layer overwrites its parameters' .grad) -> optimizer.step().
-``train_seconds`` counts the training steps only: no data loading, no evaluation.
+``train_seconds`` counts the training steps only: no data loading, no evaluation. On a GPU a step
+only queues work, so the device is synchronised before the clock is read on every step whose
+``train_seconds`` is used: log steps, evaluation steps (hence ``target_reached_seconds`` and the
+milestones) and the end of each epoch; the other steps add their host time, and the next sync charges
+their queued work to training. The time budget is checked on those synchronised steps only (every step
+on the CPU), so on a GPU a run may pass its budget by up to ``log_every - 1`` steps; ordinary steps
+never synchronise.
 The run's settings (threads, forced conv algorithm, deterministic mode) hold inside ``fit()``
 only (``fastcnn.settings``): afterwards the process is as it was, also when fit raises.
 """
@@ -194,9 +200,11 @@ class Trainer:
                     s["step_in_epoch"] += 1
                     run_n += len(yb)
                     log_now = s["step"] % c.log_every == 0 or s["step_in_epoch"] == self.steps_per_epoch
+                    eval_now = s["step_in_epoch"] == self.steps_per_epoch or s["step"] % self.eval_every == 0
+                    synced = xp is np or log_now or eval_now  # train_seconds is read on these steps only
                     if xp is np and not math.isfinite(float(loss)):
                         self._diverged(float(loss))
-                    if log_now:
+                    if synced:
                         backend.synchronize(xp)
                     dt = time.perf_counter() - t0
                     s["train_seconds"] += dt
@@ -211,13 +219,13 @@ class Trainer:
                         bar.set_postfix(loss=f"{last_loss:.4f}", acc=f"{int(run_correct) / max(run_n, 1):.4f}",
                                         sps=f"{seg_samples / max(seg_t, 1e-9):,.0f}", refresh=False)
                         run_loss[...] = 0
-                    end_of_epoch = s["step_in_epoch"] == self.steps_per_epoch
-                    if end_of_epoch or s["step"] % self.eval_every == 0:
+                    if eval_now:
                         train_acc = int(run_correct) / max(run_n, 1)
                         run_correct[...] = 0
                         run_n = 0
                         self._evaluate_and_check(last_loss, train_acc, bar)
-                    if c.time_budget is not None and s["train_seconds"] >= c.time_budget and self.status == "running":
+                    if synced and c.time_budget is not None and s["train_seconds"] >= c.time_budget \
+                            and self.status == "running":
                         self.status = "time_budget"
                     if self.status != "running":
                         break

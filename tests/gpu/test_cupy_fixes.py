@@ -56,3 +56,52 @@ def test_naive_max_pool_backward_on_the_device_matches_numpy(fake):
 
 def test_stand_in_has_no_put_along_axis():
     assert not hasattr(fake_cupy, "put_along_axis")
+
+
+# --- timing: every clock read that train_seconds is used at follows a device sync ------------------
+def _trainer(tmp_path, **cfg):
+    from fastcnn.config import TrainConfig
+    from fastcnn.data import Dataset, load_mnist
+    from fastcnn.train import Trainer
+
+    d = load_mnist()
+    data = Dataset(d.x_train[:160], d.y_train[:160], d.x_test[:32], d.y_test[:32])
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 8), nn.ReLU(), nn.Linear(8, 10), seed=0, input_shape=(1, 28, 28))
+    base = dict(backend="cupy", epochs=1, batch_size=16, progress=False, optimizer="sgd", lr=0.01, schedule="none",
+                out=str(tmp_path / "run"), tta=0)
+    return Trainer(TrainConfig(**{**base, **cfg}), model=model, data=data)
+
+
+def test_evaluations_and_logs_start_after_a_sync_and_other_steps_do_not_sync(fake, monkeypatch, tmp_path):
+    """10 steps, log every 4, evaluate every 3: the device is synchronised on steps 3, 4, 6, 8, 9, 10
+    (before their clock read, so queued work is charged to training, not to the evaluation), never on
+    the others."""
+    import fastcnn.train as train_mod
+
+    events = []
+    step = train_mod.train_step
+    monkeypatch.setattr(train_mod, "train_step", lambda *a, **k: (events.append("step"), step(*a, **k))[1])
+    sync = backend.synchronize
+    monkeypatch.setattr(backend, "synchronize", lambda xp: (events.append("sync"), sync(xp))[1])
+    t = _trainer(tmp_path, log_every=4, eval_every=3)
+    ev = t.evaluate
+    monkeypatch.setattr(t, "evaluate", lambda: (events.append("eval"), ev())[1])
+    events.clear()  # the warm-up's own steps and sync
+    t.fit()
+    steps = [i for i, e in enumerate(events) if e == "step"]
+    assert len(steps) == 10
+    synced = [n + 1 for n, i in enumerate(steps) if "sync" in events[i + 1:(steps[n + 1] if n + 1 < len(steps) else None)]]
+    assert synced == [3, 4, 6, 8, 9, 10], events
+    for i, e in enumerate(events):
+        if e == "eval":
+            last_step = max(j for j in steps if j < i)
+            assert "sync" in events[last_step:i], f"evaluation at event {i} started on unsynchronised work"
+
+
+def test_time_budget_is_checked_on_synchronised_steps_on_the_device(fake, tmp_path):
+    t = _trainer(tmp_path, log_every=1000, eval_every=3, time_budget=1e-9)
+    m = t.fit()
+    assert m["status"] == "time_budget" and m["steps"] == 3  # the first synchronised step
+    t = _trainer(tmp_path, backend="numpy", log_every=1000, eval_every=3, time_budget=1e-9, out=str(tmp_path / "np"))
+    m = t.fit()
+    assert m["status"] == "time_budget" and m["steps"] == 1  # the CPU has nothing queued: every step
