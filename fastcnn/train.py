@@ -78,6 +78,8 @@ class Trainer:
             self.data = select_classes(self.data, c.classes)
         if c.val_fraction > 0:
             self.data = self.data.split_validation(c.val_fraction, c.seed)
+        x0 = self.data.x_train  # labels checked once, on the host: CuPy's indexing would wrap them around
+        self.data.check_labels(self.model.output_shape((1, *x0.shape[1:]) if x0.ndim == 3 else x0.shape[1:])[-1])
         self.out = Path(out or c.out or rundir.default_run_dir(c.model))
         self.loss_fn = SoftmaxCrossEntropy(c.label_smoothing)
         x_train = backend.to_device(self.data.x_train, self.xp)  # uploaded once, as uint8

@@ -258,6 +258,21 @@ def _index(idx):
     return idx
 
 
+def _wrapped(idx, shape):
+    """Integer-array indices taken modulo their axis, as CuPy does (it wraps out-of-bounds indices
+    around where NumPy raises: a wrong label silently picks another class on a GPU)."""
+    parts = idx if isinstance(idx, tuple) else (idx,)
+    if any(p is None or p is Ellipsis for p in parts) or len(parts) > len(shape):
+        return idx
+    out, axis = [], 0
+    for p in parts:
+        if isinstance(p, np.ndarray) and p.dtype.kind in "iu" and shape[axis]:
+            p = p % shape[axis]
+        out.append(p)
+        axis += p.ndim if isinstance(p, np.ndarray) and p.dtype == np.bool_ else 1
+    return tuple(out) if isinstance(idx, tuple) else out[0]
+
+
 def _is_basic(idx) -> bool:
     """Basic indexing (ints, slices, None, Ellipsis): the result is a view."""
     parts = idx if isinstance(idx, tuple) else (idx,)
@@ -453,7 +468,7 @@ class ndarray:  # noqa: N801  (CuPy's name)
         return (_wrap(v) for v in self._a)
 
     def __getitem__(self, idx):
-        i = _index(idx)
+        i = _wrapped(_index(idx), self._a.shape)
         r = self._a[i]
         if not _is_basic(i):
             _launch()  # a gather kernel
@@ -464,7 +479,7 @@ class ndarray:  # noqa: N801  (CuPy's name)
 
     def __setitem__(self, idx, value):
         _launch()  # a copy / fill / scatter kernel
-        self._a[_index(idx)] = _dev(value)
+        self._a[_wrapped(_index(idx), self._a.shape)] = _dev(value)
 
     def astype(self, dtype, order="K", casting=None, subok=None, copy=True):
         if not copy and self._a.dtype == np.dtype(dtype):
@@ -599,7 +614,6 @@ _FUNCTION_COST = {
     "dot": lambda a, b, *r, **k: 1 + _gemm_copies(a, b),
     "tensordot": lambda a, b, axes=2: 1 + _tensordot_copies(a, b, axes),
     "einsum": lambda *ops, **k: 1 + _gemm_copies(*[o for o in ops if isinstance(o, np.ndarray)]),
-    "take_along_axis": lambda a, indices, axis: max(1, a.ndim),
     "argsort": 2, "argpartition": 2, "allclose": 2, "array_equal": 2, "pad": 2,
 }
 
@@ -631,12 +645,23 @@ def _function(name):
 FUNCTIONS = ("empty", "zeros", "ones", "full", "empty_like", "zeros_like", "ones_like", "full_like",
              "arange", "concatenate", "stack", "matmul", "tensordot", "einsum", "dot", "multiply",
              "add", "subtract", "divide", "sqrt", "exp", "log", "abs", "maximum", "minimum", "where",
-             "take_along_axis", "argsort", "argpartition", "argmax", "ascontiguousarray",
+             "argsort", "argpartition", "argmax", "ascontiguousarray",
              "clip", "sum", "mean", "isfinite", "isnan", "allclose", "array_equal", "pad", "square",
              "log1p", "expm1", "tanh", "sign")
 for _n in FUNCTIONS:
     globals()[_n] = _function(_n)
 del _n
+
+
+def take_along_axis(a, indices, axis):
+    """As CuPy writes it: an ``arange`` per other axis, then one fancy-indexing gather, whose
+    out-of-range indices wrap around (NumPy raises)."""
+    aa, ia = _dev(a), _dev(indices)
+    if isinstance(aa, np.ndarray) and isinstance(ia, np.ndarray) and axis is not None and aa.shape[axis]:
+        ia = ia % aa.shape[axis]
+    r = np.take_along_axis(aa, ia, axis)
+    _launch(max(1, aa.ndim))
+    return _wrap(r)
 
 
 #: type information, the same objects as NumPy's (as in CuPy): host values, no device array.

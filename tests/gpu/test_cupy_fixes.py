@@ -105,3 +105,57 @@ def test_time_budget_is_checked_on_synchronised_steps_on_the_device(fake, tmp_pa
     t = _trainer(tmp_path, backend="numpy", log_every=1000, eval_every=3, time_budget=1e-9, out=str(tmp_path / "np"))
     m = t.fit()
     assert m["status"] == "time_budget" and m["steps"] == 1  # the CPU has nothing queued: every step
+
+
+# --- labels out of range: CuPy's indexing wraps them around --------------------------------------------
+def test_stand_in_indexing_wraps_like_cupy(fake):
+    a = fake.asarray(np.array([10.0, 20.0, 30.0], np.float32))
+    np.testing.assert_array_equal(a[fake.asarray(np.array([3, -4, 1]))].get(), [10, 30, 20])
+    m = fake.asarray(np.arange(6, dtype=np.float32).reshape(2, 3))
+    np.testing.assert_array_equal(m[fake.arange(2), fake.asarray(np.array([3, 4]))].get(), [0, 4])
+    np.testing.assert_array_equal(fake.take_along_axis(m, fake.asarray(np.array([[3], [5]])), axis=1).get(), [[0], [5]])
+
+
+def test_trainer_checks_labels_once_on_the_host(tmp_path):
+    from fastcnn.config import TrainConfig
+    from fastcnn.data import DataError, Dataset, load_mnist
+    from fastcnn.train import Trainer
+
+    d = load_mnist()
+    y_test = d.y_test[:32].copy()
+    y_test[7] = 10
+    data = Dataset(d.x_train[:64], d.y_train[:64], d.x_test[:32], y_test)
+    with pytest.raises(DataError, match=r"y_test\[7\] = 10 is outside 0–9 .*10 outputs"):
+        Trainer(TrainConfig(backend="numpy", epochs=1, progress=False, out=str(tmp_path / "r")), data=data)
+    y_train = d.y_train[:64].astype(np.int64)
+    y_train[3] = -1
+    with pytest.raises(DataError, match=r"y_train\[3\] = -1"):
+        Dataset(d.x_train[:64], y_train, d.x_test[:32], d.y_test[:32]).check_labels(10)
+    Dataset(d.x_train[:64], d.y_train[:64], d.x_test[:32], d.y_test[:32]).check_labels(10)  # fine
+
+
+def test_loss_of_an_out_of_range_label_is_nan_on_the_device_without_a_sync(fake):
+    """A user's own loop on CuPy: the loss and the bad samples' gradients are NaN (not the loss of the
+    class the index wrapped to), the other samples' gradients are untouched, and nothing is read back."""
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((4, 5)).astype(np.float32)
+    good = np.array([0, 4, 2, 1])
+    ref = nn.SoftmaxCrossEntropy()
+    want_loss, want_grad = float(ref(z, good)), ref.backward()
+    for bad_label in (5, -1, 7):
+        loss_fn = nn.SoftmaxCrossEntropy()
+        labels = good.copy()
+        labels[2] = bad_label
+        zd, yd = fake.asarray(z), fake.asarray(labels)
+        with fake_cupy.counting() as c:
+            loss = loss_fn(zd, yd)
+            g = loss_fn.backward()
+        assert c["syncs"] == 0 and c["d2h"] == 0
+        assert np.isnan(float(loss))
+        g = g.get()
+        assert np.isnan(g[2]).all() and np.isfinite(np.delete(g, 2, axis=0)).all()
+        np.testing.assert_allclose(np.delete(g, 2, axis=0), np.delete(want_grad, 2, axis=0), rtol=1e-6)
+    loss_fn = nn.SoftmaxCrossEntropy()
+    np.testing.assert_allclose(float(loss_fn(fake.asarray(z), fake.asarray(good))), want_loss, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"labels\[2\] = -1 is outside 0–4"):
+        nn.SoftmaxCrossEntropy()(z, np.array([0, 4, -1, 1]))  # NumPy: an error, said plainly
