@@ -208,6 +208,7 @@ class Trainer:
                         self._diverged(float(loss))
                     if synced:
                         backend.synchronize(xp)
+                        self._sample_device_memory()
                     dt = time.perf_counter() - t0
                     s["train_seconds"] += dt
                     s["samples"] += len(yb)
@@ -349,8 +350,19 @@ class Trainer:
         if "val_accuracy" in last:
             m["val_accuracy"] = last["val_accuracy"]
         if self.xp is not np:
-            m["peak_device_memory_bytes"] = int(self.xp.get_default_memory_pool().total_bytes())
+            m["peak_device_memory_bytes"] = self._sample_device_memory()
         return m
+
+    def _sample_device_memory(self) -> int:
+        """The most device memory CuPy's pool has held, sampled on synchronised steps and at the end:
+        ``MemoryPool.total_bytes()`` (blocks in use plus cached free ones), which grows only when the
+        arrays in use need more, so it bounds their peak from above (rounding to 512 B and cached
+        blocks included); the maximum over samples keeps that peak when blocks are later freed."""
+        if self.xp is np:
+            return 0
+        self._peak_pool_bytes = max(getattr(self, "_peak_pool_bytes", 0),
+                                    int(self.xp.get_default_memory_pool().total_bytes()))
+        return self._peak_pool_bytes
 
     def _finish(self) -> dict:
         m = self._metrics()

@@ -159,3 +159,32 @@ def test_loss_of_an_out_of_range_label_is_nan_on_the_device_without_a_sync(fake)
     np.testing.assert_allclose(float(loss_fn(fake.asarray(z), fake.asarray(good))), want_loss, rtol=1e-6)
     with pytest.raises(ValueError, match=r"labels\[2\] = -1 is outside 0–4"):
         nn.SoftmaxCrossEntropy()(z, np.array([0, 4, -1, 1]))  # NumPy: an error, said plainly
+
+
+def test_peak_device_memory_is_a_peak_not_the_pool_now(fake, monkeypatch, tmp_path):
+    """Blocks freed late in the run (free_all_blocks, as CuPy does on an out-of-memory retry) do not
+    lower the reported peak, which bounds every step's arrays from above."""
+    import fastcnn.train as train_mod
+
+    pool = fake.get_default_memory_pool()
+    used = []
+    step = train_mod.train_step
+
+    def traced(*a, **k):
+        out = step(*a, **k)
+        used.append(pool.used_bytes())
+        return out
+
+    monkeypatch.setattr(train_mod, "train_step", traced)
+    t = _trainer(tmp_path, log_every=2, eval_every=5)
+    ev = t.evaluate
+
+    def evaluate_then_free():
+        r = ev()
+        pool.free_all_blocks()
+        return r
+
+    monkeypatch.setattr(t, "evaluate", evaluate_then_free)
+    m = t.fit()
+    assert m["peak_device_memory_bytes"] >= max(used) > 0
+    assert m["peak_device_memory_bytes"] > pool.total_bytes()  # the pool now holds less than at its peak
