@@ -286,12 +286,17 @@ def _graph_nodes(graph) -> dict:
         from cuda.bindings import runtime as cudart
     except ImportError:
         from cuda import cudart  # older cuda-python
+    def ok(err, *rest):
+        if err != cudart.cudaError_t.cudaSuccess:
+            raise RuntimeError(f"CUDA runtime: {err}")
+        return rest if len(rest) > 1 else rest[0]
+
     g = cudart.cudaGraph_t(init_value=int(graph.graph))
-    err, _, n = cudart.cudaGraphGetNodes(g, 0)
-    err, nodes, n = cudart.cudaGraphGetNodes(g, n)
+    _, n = ok(*cudart.cudaGraphGetNodes(g, 0))
+    nodes, n = ok(*cudart.cudaGraphGetNodes(g, n))
     counts = {}
     for node in nodes[:n]:
-        err, kind = cudart.cudaGraphNodeGetType(node)
+        kind = ok(*cudart.cudaGraphNodeGetType(node))
         key = getattr(kind, "name", str(kind)).replace("cudaGraphNodeType", "").lower()
         counts[key] = counts.get(key, 0) + 1
     return counts
