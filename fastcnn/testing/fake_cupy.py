@@ -279,6 +279,14 @@ def _is_basic(idx) -> bool:
     return all(p is None or p is Ellipsis or isinstance(p, (slice, int, np.integer)) for p in parts)
 
 
+def _fancy_cost(idx) -> int:
+    """Kernels CuPy issues for an index: one copy / gather / scatter, and with k > 1 integer index
+    arrays first a multiply per array and an add per pair to flatten them (k + (k - 1) + 1 = 2k)."""
+    parts = idx if isinstance(idx, tuple) else (idx,)
+    k = builtins.sum(1 for p in parts if isinstance(p, (np.ndarray, list)) and np.asarray(p).dtype.kind in "iu")
+    return 1 if k <= 1 else 2 * k
+
+
 def _has_mask(idx) -> bool:
     parts = idx if isinstance(idx, tuple) else (idx,)
     return any(isinstance(p, np.ndarray) and p.dtype == np.bool_ for p in parts)
@@ -471,15 +479,16 @@ class ndarray:  # noqa: N801  (CuPy's name)
         i = _wrapped(_index(idx), self._a.shape)
         r = self._a[i]
         if not _is_basic(i):
-            _launch()  # a gather kernel
+            _launch(_fancy_cost(i))  # a gather kernel (after flattening several index arrays)
             if _has_mask(i):  # the size of the result is read back first
                 _launch(2)
                 _d2h(8)
         return _wrap(r)
 
     def __setitem__(self, idx, value):
-        _launch()  # a copy / fill / scatter kernel
-        self._a[_wrapped(_index(idx), self._a.shape)] = _dev(value)
+        i = _wrapped(_index(idx), self._a.shape)
+        _launch(_fancy_cost(i))  # a copy / fill / scatter kernel
+        self._a[i] = _dev(value)
 
     def astype(self, dtype, order="K", casting=None, subok=None, copy=True):
         if not copy and self._a.dtype == np.dtype(dtype):

@@ -161,3 +161,19 @@ def test_numba_kernel_launch_on_stand_in_arrays_counts_one():
     assert r.returncode == 0, r.stderr[-3000:]
     c = json.loads(r.stdout.strip().splitlines()[-1])
     assert c["launches"] == 1 and c["d2h"] == 0 and c["h2d"] == 0, c
+
+
+def test_indexing_with_several_index_arrays_counts_the_flattening():
+    """CuPy flattens k integer index arrays (k multiplies, k - 1 adds) before the gather / scatter."""
+    a = cp.zeros((4, 5), dtype=np.float32)
+    rows, cols = cp.arange(4), cp.asarray(np.array([0, 1, 2, 3]))
+    with cp.counting() as c:
+        a[rows, cols]
+    assert c["launches"] == 4
+    with cp.counting() as c:
+        a[rows, cols] = 1.0
+    assert c["launches"] == 4
+    with cp.counting() as c:
+        a[cols]
+        a[1:3] = 2.0
+    assert c["launches"] == 2
