@@ -96,22 +96,20 @@ def keywords_from_doc(doc: str | None):
     m = _DOC_SIG.match(doc.strip().splitlines()[0].replace("\\*", "*"))
     if not m:
         return None
-    names, positional_only = [], False
+    names = []
     for p in _split_params(m.group(1)):
         if p == "/":
             names.clear()  # everything before '/' is positional-only
-            positional_only = True
-            continue
-        if p == "*" or p.startswith("*") and not p.startswith("**"):
             continue
         if p.startswith("**"):
             return None  # any keyword
+        if p.startswith("*"):
+            continue  # '*' or '*args'
         name = p.split("=")[0].split(":")[0].split()[-1] if p.split("=")[0].strip() else ""
         if not name.isidentifier():
             return None
         if name != "self":
             names.append(name)
-    del positional_only
     return names
 
 

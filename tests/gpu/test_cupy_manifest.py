@@ -141,3 +141,23 @@ def test_every_xp_name_in_fastcnn_exists_in_cupy():
                     missing.append(f"{path.relative_to(ROOT)}:{lineno}: xp.{name}{'.' + sub if sub else ''}")
     assert seen > 50
     assert missing == [], "not in CuPy " + MANIFEST["cupy_version"] + ":\n" + "\n".join(missing)
+
+
+def test_manifest_script_reads_cython_signatures():
+    """scripts/cupy_manifest.py reads keywords from the signature line CuPy's compiled functions'
+    docstrings begin with (inspect cannot read those)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cupy_manifest", ROOT / "scripts/cupy_manifest.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    read = mod.keywords_from_doc
+    assert read("_ndarray_base.sum(self, axis=None, dtype=None, out=None, keepdims=False) -> _ndarray_base\n"
+                "Returns the sum.") == ["axis", "dtype", "out", "keepdims"]
+    assert read("exp(x, /, out=None, \\*, casting='same_kind', dtype=None)\n\nElementwise") == ["out", "casting",
+                                                                                              "dtype"]
+    assert read("RawKernel(unicode code, unicode name, tuple options=(), *, bool jitify=False)") == [
+        "code", "name", "options", "jitify"]
+    assert read("ElementwiseKernel(in_params, out_params, **kwargs)") is None  # any keyword: nothing to check
+    assert read("Compiles and invokes the kernel.") is None
+    assert KEYWORDS["ndarray.sum"] == ["axis", "dtype", "out", "keepdims"]  # as generated
