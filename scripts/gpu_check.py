@@ -485,6 +485,12 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-tests", action="store_true", help="do not run the gpu pytest tests")
     a = ap.parse_args(argv)
     fake = os.environ.get("FASTCNN_FAKE_CUPY") == "1"
+    need = ["numpy", "numba", "tqdm", "threadpoolctl", "pytest"] + ([] if fake else ["cupy"])
+    missing = [m for m in need if importlib.util.find_spec(m) is None]
+    if missing:  # fastcnn's own dependencies, pytest for the gpu tests: nothing is installed from here
+        print(f"gpu_check: {sys.executable} lacks {', '.join(missing)}: install them (or point PYTHON= at an "
+              "environment that has them); this check installs nothing", file=sys.stderr)
+        return 2
     if a.dry_run != fake:
         print("gpu_check: --dry-run needs FASTCNN_FAKE_CUPY=1 NUMBA_ENABLE_CUDASIM=1, and a real check needs "
               "them unset", file=sys.stderr)
