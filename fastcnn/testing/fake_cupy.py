@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import functools
 import os
 import weakref
 from types import SimpleNamespace
@@ -145,6 +146,11 @@ def _numba_syncs_on_interface() -> bool:
     array handed to a kernel (unless NUMBA_CUDA_ARRAY_INTERFACE_SYNC=0)."""
     if os.environ.get("NUMBA_CUDA_ARRAY_INTERFACE_SYNC", "1") == "0":
         return False
+    return _old_numba_cuda()
+
+
+@functools.lru_cache(maxsize=1)
+def _old_numba_cuda() -> bool:
     try:
         from importlib.metadata import version
 

@@ -177,3 +177,21 @@ def test_indexing_with_several_index_arrays_counts_the_flattening():
         a[cols]
         a[1:3] = 2.0
     assert c["launches"] == 2
+
+
+def test_an_old_numba_cuda_is_charged_a_sync_per_array(monkeypatch):
+    """numba-cuda before 0.25 synchronises the interface stream of every CuPy array a kernel gets."""
+    a, b = cp.zeros(3, dtype=np.float32), cp.zeros(3, dtype=np.float32)
+    monkeypatch.setattr(cp, "_old_numba_cuda", lambda: True)
+    with cp.counting() as c:
+        cp.count_launch(1, arrays=(a, b))
+    assert c["launches"] == 1 and c["syncs"] == 2
+    monkeypatch.setenv("NUMBA_CUDA_ARRAY_INTERFACE_SYNC", "0")
+    with cp.counting() as c:
+        cp.count_launch(1, arrays=(a, b))
+    assert c["syncs"] == 0
+    monkeypatch.setattr(cp, "_old_numba_cuda", lambda: False)
+    monkeypatch.delenv("NUMBA_CUDA_ARRAY_INTERFACE_SYNC")
+    with cp.counting() as c:
+        cp.count_launch(1, arrays=(a, b))
+    assert c == {**dict.fromkeys(cp.COUNTERS, 0), "launches": 1}
