@@ -129,9 +129,9 @@ def _sync() -> None:
     _counts["syncs"] += 1
 
 
-def _d2h(nbytes: int) -> None:
-    """A blocking device -> host copy: a transfer and a synchronisation."""
-    _counts["syncs"] += 1
+def _d2h(nbytes: int, sync: bool = True) -> None:
+    """A device -> host copy: a transfer and (when blocking) a synchronisation."""
+    _counts["syncs"] += int(sync)
     _counts["d2h"] += 1
     _counts["d2h_bytes"] += int(nbytes)
 
@@ -408,8 +408,9 @@ class ndarray:  # noqa: N801  (CuPy's name)
                         f"call the backend's xp.{func.__name__}, or move it to the host with .get()")
 
     def get(self, stream=None, order="C", out=None, blocking=True):
-        """A numpy copy of the array (device -> host)."""
-        _d2h(self._a.nbytes)
+        """A numpy copy of the array (device -> host); ``blocking=False`` does not
+        wait for the device, as in CuPy."""
+        _d2h(self._a.nbytes, sync=blocking)
         if out is not None:
             out[...] = self._a
             return out
@@ -591,7 +592,7 @@ def array(obj, dtype=None, copy=True, order="K", subok=False, ndmin=0, *, blocki
 def asnumpy(a, stream=None, order="C", out=None, *, blocking=True):
     """A numpy array for a device (or host) array."""
     if isinstance(a, ndarray):
-        return a.get(order=order, out=out)
+        return a.get(stream=stream, order=order, out=out, blocking=blocking)
     return np.asarray(a, order=order)
 
 

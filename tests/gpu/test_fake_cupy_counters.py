@@ -38,6 +38,9 @@ def test_transfers_and_syncs():
         with cp.counting() as c:
             leave()
         assert (c["d2h"], c["syncs"], c["d2h_bytes"]) == (1, 1, nbytes)
+    with cp.counting() as c:
+        cp.asnumpy(a, blocking=False)  # CuPy: asynchronous, the caller orders the stream
+    assert (c["d2h"], c["syncs"]) == (1, 0)
     for sync in (cp.cuda.get_current_stream().synchronize, cp.cuda.Device().synchronize,
                  cp.cuda.runtime.deviceSynchronize):
         with cp.counting() as c:
