@@ -19,6 +19,8 @@ Strict the way CuPy is:
   are ``asarray`` (host -> device) and ``.get()`` / ``asnumpy`` (device -> host);
 * reductions return 0-d device arrays, not numpy scalars; ``float()`` / ``int()`` of
   a one-element array is allowed (CuPy allows it: a synchronising copy);
+* out-of-range integer-array indices wrap around (``a[idx]``, ``take_along_axis``), as CuPy's do
+  where NumPy raises: a wrong label picks another class instead of failing;
 * ``.data`` is a memory pointer (``.ptr``), as CuPy's ``MemoryPointer``; the array
   interface (version 3) names a stream (``1``, CUDA's legacy default stream, as CuPy does
   on its null stream);
@@ -34,7 +36,7 @@ Strict the way CuPy is:
   cuBLAS cannot take as it is), copies (``copy``, ``astype``, ``ascontiguousarray`` or
   ``reshape`` / ``ravel`` that must copy), ``fill``, ``zeros`` / ``ones`` / ``full`` / ``arange``
   (a fill kernel; ``empty`` is 0), fancy indexing and assignment to a slice (a gather / scatter /
-  copy kernel), ``take_along_axis`` (an ``arange`` per other axis + a gather, as CuPy writes it),
+  copy kernel; 2k with k index arrays, flattened first), ``take_along_axis`` (an ``arange`` per other axis + a gather, as CuPy writes it),
   random draws, ``concatenate`` / ``stack``, ``where``, ``clip``; a numba-cuda kernel launched on
   stand-in arrays (``kernels/cuda/launch.sim_args`` reports it through ``count_launch``), and a
   custom kernel (``ElementwiseKernel``, ``ReductionKernel``, ``RawKernel``). Views (``reshape``
