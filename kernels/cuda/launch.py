@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import sys
 
 import numpy as np
 from numba import cuda
@@ -67,11 +68,27 @@ def stream_for(*arrays):
 def sim_args(arrays) -> tuple:
     """Under the simulator, arrays that are neither numpy nor Numba arrays but expose
     ``__cuda_array_interface__`` (fastcnn's fake_cupy) as numpy views of the memory it points to:
-    the simulator does not read the interface itself, and its "device" memory is host memory."""
+    the simulator does not read the interface itself, and its "device" memory is host memory.
+    Call it exactly once per launch, in the launch expression: it also reports the launch to the
+    stand-in's counters."""
     if not simulated():
         return tuple(arrays)
-    return tuple(_cai_view(a) if hasattr(a, "__cuda_array_interface__") and not hasattr(a, "copy_to_host")
-                 and not isinstance(a, np.ndarray) else a for a in arrays)
+    foreign = [a for a in arrays if hasattr(a, "__cuda_array_interface__") and not hasattr(a, "copy_to_host")
+               and not isinstance(a, np.ndarray)]
+    _report_launch(foreign)
+    return tuple(_cai_view(a) if any(a is f for f in foreign) else a for a in arrays)
+
+
+def _report_launch(arrays) -> None:
+    """Tell the module of stand-in arrays that a kernel is launched on them, when it counts launches
+    (fastcnn's fake_cupy has ``count_launch``; kernels/ imports nothing from fastcnn, so it is found
+    through the arrays' own module). Every launcher calls ``sim_args`` once per launch."""
+    if not arrays:
+        return
+    mod = sys.modules.get(type(arrays[0]).__module__)
+    count = getattr(mod, "count_launch", None)
+    if count is not None:
+        count(1, arrays=tuple(arrays))
 
 
 def _cai_view(a):
