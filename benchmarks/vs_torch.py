@@ -225,7 +225,9 @@ def record99_vs_fast99(data, torch, seed: int = 0, log=print) -> dict:
     torch_acc = tc.accuracy(data.x_test, data.y_test)
     log(f"  PyTorch, one epoch of the record recipe: {torch_s:.2f} s, test accuracy {torch_acc:.4f}")
     with tempfile.TemporaryDirectory() as tmp:
-        m = Trainer(TrainConfig(model="fast99", seed=seed, progress=False, out=tmp), data=data).fit()
+        # to 99 % as the lab measures it: test accuracy five times an epoch, stop at 99 %
+        m = Trainer(TrainConfig(model="fast99", seed=seed, progress=False, out=tmp, target_acc=0.99, eval_every=188),
+                    data=data).fit()
     log(f"  fastcnn fast99: 99 % first seen after {m['target_reached_seconds']} s of training "
         f"(test accuracy {m['test_accuracy']:.4f}, status {m['status']})")
     return {"torch_epoch_s": torch_s, "torch_acc": torch_acc, "fastcnn_99_s": m["target_reached_seconds"],

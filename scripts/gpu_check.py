@@ -398,7 +398,9 @@ def fast99(xp, size, out) -> dict:
     from fastcnn.config import TrainConfig
     from fastcnn.train import Trainer
 
-    cfg = dict(model="fast99", backend="cupy", progress=False, out=str(out))
+    # time to 99 % as the lab measures it (test accuracy, five evaluations an epoch, stop at 99 %);
+    # fast99's own recipe runs its fixed schedule instead
+    cfg = dict(model="fast99", backend="cupy", progress=False, out=str(out), target_acc=0.99, eval_every=188)
     data = None
     if size["fast99_data"]:
         data = _tiny_data(*size["fast99_data"])

@@ -24,15 +24,17 @@ def test_features_are_off_unless_a_recipe_or_the_user_turns_them_on():
     assert f.betas == (0.7, 0.9) and f.schedule == "onecycle" and f.epochs == 1 and f.batch_size == 256
     assert TrainConfig(model="record99", optimizer="sgd").resolved().betas is None  # not the recipe's optimizer
     f = TrainConfig(model="fast99").resolved()
-    assert (f.tta, f.schedule, f.epochs, f.batch_size, f.pct_start, f.target_acc, f.label_smoothing) == \
-        (1, "onecycle", 2, 64, 0.15, 0.99, 0.05)
+    assert (f.tta, f.schedule, f.epochs, f.batch_size, f.pct_start, f.target_acc, f.label_smoothing, f.eval_every) \
+        == (1, "onecycle", 2, 64, 0.15, None, 0.05, 0)  # a fixed schedule: no stop on the test set
 
 
 def test_presets_fit_and_lab_best_has_batch_norm():
     assert models.build("lab-best").num_params() <= models.LAB_BUDGET
     assert any(type(l).__name__ == "BatchNorm2d" for l in models.build("lab-best").layers)
     assert models.build("record99").num_params() == 215194
-    assert models.build("fast99").num_params() == models.build("lenet5").num_params() == 44426
+    assert models.build("lenet5").num_params() == 44426
+    assert models.build("fast99").num_params() == 44426 + 2 * (6 + 16)  # lenet5 + two batch norms
+    assert sum(type(l).__name__ == "BatchNorm2d" for l in models.build("fast99").layers) == 2
 
 
 def test_cli_and_toml_set_the_features(tmp_path):

@@ -25,6 +25,21 @@ def lenet5(num_classes: int = 10, in_channels: int = 1, seed: int = 0) -> nn.Seq
         seed=seed, input_shape=(in_channels, 28, 28))
 
 
+def lenet5_bn(num_classes: int = 10, in_channels: int = 1, seed: int = 0) -> nn.Sequential:
+    """LeNet-5 with a batch norm after each pooling (fast99's network, 44,470 parameters): conv
+    6@5×5 → ReLU → pool → batch-norm → conv 16@5×5 → ReLU → pool → batch-norm → 120 → 84 → 10.
+    Each Conv → ReLU → pool still runs as one fused Numba layer (the norm follows the pool, as in
+    lab-best)."""
+    return nn.Sequential(
+        nn.Conv2D(in_channels, 6, 5), nn.ReLU(), nn.MaxPool2D(2), nn.BatchNorm2d(6),
+        nn.Conv2D(6, 16, 5), nn.ReLU(), nn.MaxPool2D(2), nn.BatchNorm2d(16),
+        nn.Flatten(),
+        nn.Linear(16 * 4 * 4, 120), nn.ReLU(),
+        nn.Linear(120, 84), nn.ReLU(),
+        nn.Linear(84, num_classes),
+        seed=seed, input_shape=(in_channels, 28, 28))
+
+
 def compact(num_classes: int = 10, in_channels: int = 1, seed: int = 0) -> nn.Sequential:
     """Report A's network (20,994 parameters): conv 16@3×3 s2 p1 → ReLU → pool → conv 24@6×6 p1
     → ReLU → pool → flatten 96 → linear 64 → ReLU → batch-norm → linear 10."""
@@ -81,12 +96,13 @@ PRESETS = {
     "lenet5": (lenet5, Recipe("adam", 3e-3, 128, 8, "cosine", target_acc=0.99)),
     "compact": (compact, Recipe("adam", 5e-3, 64, 6, "cosine", target_acc=0.99)),
     "mlp": (mlp, Recipe("adam", 1e-3, 128, 5, "cosine", target_acc=0.99)),
-    # 99 % in about 5 s on two CPU cores: LeNet-5's network (a quarter of the record network's
-    # arithmetic) with one cycle over two epochs, Adam lr 0.01, batch 64, label smoothing 0.05, and
-    # test-time augmentation over ±1 px (evaluation only: it costs no training time). pct_start,
-    # TTA and smoothing chosen on a validation split (benchmarks/README.md); stops at 99 %.
-    "fast99": (lenet5, Recipe("adam", 0.01, 64, 2, "onecycle", schedule_args={"pct_start": 0.15}, tta=1,
-                              label_smoothing=0.05, target_acc=0.99)),
+    # a fixed schedule to 99 % on two CPU cores, measured as records are (mean final accuracy over
+    # seeds, no early stop): LeNet-5 with a batch norm after each pooling (lenet5_bn; chosen on a
+    # validation split over plain LeNet-5, a wider one and other places for the norm), one cycle
+    # over two epochs, Adam lr 0.01, batch 64, label smoothing 0.05; evaluated at each epoch's end;
+    # test-time augmentation over ±1 px reported in its own column (benchmarks/README.md).
+    "fast99": (lenet5_bn, Recipe("adam", 0.01, 64, 2, "onecycle", schedule_args={"pct_start": 0.15}, tta=1,
+                                 label_smoothing=0.05, eval_every=0)),
     # the record's network and recipe: Adam lr 0.01, betas (0.7, 0.9), one cycle over one epoch
     # (momentum not cycled), batch 256, no augmentation; the reference of vs_torch --time-to 0.99.
     "record99": (record99, Recipe("adam", 0.01, 256, 1, "onecycle", betas=(0.7, 0.9), target_acc=0.99)),
@@ -100,8 +116,8 @@ PRESETS = {
     **lab_reports.PRESETS,
 }
 
-#: The preset `fastcnn train` uses when none is named: fast99 reaches 99 % (about 5 s of
-#: training here) and passes 97 % in under 2 s (benchmarks/results/seeds_fast99.md).
+#: The preset `fastcnn train` uses when none is named: fast99's two-epoch schedule ends at
+#: ≥ 99 % on average (benchmarks/results/seeds_fast99.md).
 DEFAULT = "fast99"
 
 
