@@ -58,7 +58,7 @@ class EMA:
             o += a.size
         return flat, data
 
-    def warmup(self) -> None:
+    def compile_kernels(self) -> None:
         """Compile the GPU update kernel now (on one-element scratch arrays; nothing changes)."""
         if self._flat is not None:
             xp = backend.array_module(self._flat[1])

@@ -73,17 +73,18 @@ class Optimizer:
             if p.grad is not None:
                 self._update(i, p, p.data.dtype.type)
 
-    def warmup(self) -> None:
-        """Compile the GPU update kernel now (on a one-element scratch buffer; nothing changes),
-        so that it is not compiled inside a timed step. A no-op on the CPU."""
-        flat = self._flat()
+    def compile_kernels(self) -> None:
+        """Compile the GPU update kernel now (on a one-element scratch buffer; nothing changes) and
+        allocate the flat state, so that neither happens inside a timed step. A no-op on the CPU."""
+        flat = self._flat_buffer()
         if flat is not None:
+            self._flat_state(flat)
             xp = backend.array_module(flat.data)
             one = [xp.zeros(1, flat.data.dtype) for _ in range(4)]
             self._flat_kernel(xp, *one, self.steps + 1)
 
     # --- the GPU path: one kernel over the flat parameter buffer (fastcnn.nn.flat) -----
-    def _flat(self):
+    def _flat_buffer(self):
         """The flat buffer holding these parameters as views (GPU arrays only), else None."""
         if isinstance(self.params[0].data, np.ndarray):
             return None
@@ -116,7 +117,7 @@ class Optimizer:
 
     def _flat_step(self) -> bool:
         """On the GPU, with the parameters in one flat buffer: the whole step as one kernel."""
-        flat = self._flat()
+        flat = self._flat_buffer()
         if flat is None:
             return False
         self.steps += 1

@@ -266,9 +266,9 @@ class Trainer:
         with buffers_restored(self.model), on_first_compile(notice):
             self.loss_fn.forward(self.model.forward(xb), yb)
             self.model.backward(self.loss_fn.backward())
-        self.optimizer.warmup()  # the GPU's update kernels compile here, not in a timed step
+        self.optimizer.compile_kernels()  # the GPU's update kernels compile here, not in a timed step
         if self.ema is not None:
-            self.ema.warmup()
+            self.ema.compile_kernels()
         self.state["blas_threads"] = threads.COMPUTE_BLAS_THREADS if self.xp is np else None
         self.model.clear_cache()
         backend.synchronize(self.xp)
