@@ -19,11 +19,16 @@ raw arrays are C-contiguous and indexed flat.
     xent_rows       softmax cross-entropy per row: loss_n, dlogits (÷N), argmax == label
     xent_mean       loss = Σ loss_n / N, correct = Σ [argmax == label]    (one thread)
     gather_norm     y = x[idx[start + n]] · a + b  (a uint8 batch gathered and normalised)
+    warp_norm       gather_norm of the affinely warped image (augmentation on the device; see warp_inverse)
     adam, sgd, ema  the optimizers' and EMA's updates over a flat buffer (see fastcnn.optim, ema)
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
+
+_CTYPE = {"float32": "float", "float64": "double"}
 
 #: Rounded multiply/add (no fused multiply-add), so a kernel can match NumPy's float results bit for bit.
 PREAMBLE = r"""
@@ -145,6 +150,46 @@ def _gather_norm(x, idx, start, hw, a, b, y):
     out = y.reshape(len(rows), hw)
     np.multiply(x.reshape(-1, hw)[rows], a, out=out, dtype=y.dtype)
     out += b
+
+
+def warp_inverse(x, inv, t):
+    """Images x (B, H, W) warped with the inverse maps ``inv`` (B, 2, 2) and shifts ``t`` (B, 2), float64,
+    bilinear, zero outside -> float32 (B, H, W): fastcnn.augment.affine_warp's arithmetic, shared
+    with the warp_norm kernel's twin so that the device's augmentation is the host's, bit for bit."""
+    b, h, w = x.shape
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    jj, ii = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    u = jj[None] - cx - t[:, 0, None, None]
+    v = ii[None] - cy - t[:, 1, None, None]
+    sx = inv[:, 0, 0, None, None] * u + inv[:, 0, 1, None, None] * v + cx
+    sy = inv[:, 1, 0, None, None] * u + inv[:, 1, 1, None, None] * v + cy
+    sx = np.round(sx, 9)  # so an exact integer shift stays exact
+    sy = np.round(sy, 9)
+    x0 = np.floor(sx).astype(np.int64)
+    y0 = np.floor(sy).astype(np.int64)
+    fx = (sx - x0).astype(np.float32)
+    fy = (sy - y0).astype(np.float32)
+    pad = np.zeros((b, h + 2, w + 2), np.float32)
+    pad[:, 1:-1, 1:-1] = x
+    # clip to the zero border: anything outside samples zeros
+    bi = np.arange(b)[:, None, None]
+
+    def at(yy, xx):
+        inside = (yy >= -1) & (yy <= h) & (xx >= -1) & (xx <= w)
+        return np.where(inside, pad[bi, np.clip(yy + 1, 0, h + 1), np.clip(xx + 1, 0, w + 1)], 0.0)
+
+    out = (at(y0, x0) * (1 - fx) * (1 - fy) + at(y0, x0 + 1) * fx * (1 - fy)
+           + at(y0 + 1, x0) * (1 - fx) * fy + at(y0 + 1, x0 + 1) * fx * fy)
+    return out.astype(np.float32)
+
+
+def _warp_norm(x, idx, affine, start, h, w, a, b, y):
+    n = y.size // (h * w)
+    rows = idx[start:start + n]
+    p = affine[start:start + n]
+    warped = warp_inverse(x.reshape(-1, h, w)[rows], p[:, :4].reshape(n, 2, 2), p[:, 4:6])
+    u8 = np.clip(np.rint(warped), 0, 255).astype(np.uint8)
+    _gather_norm(u8.reshape(n, h * w), np.arange(n, dtype=np.int64), 0, h * w, a, b, y)
 
 
 def _adam(g, b1, omb1, b2, omb2, c1, c2, eps, wd, decay, mode, w, m, v):
@@ -318,6 +363,33 @@ KERNELS = {
         const long long r = i / hw, k = i - r * hw;
         y = add_rn(mul_rn((T)x[idx[start + r] * hw + k], a), b);
         """, _gather_norm),
+    "warp_norm": ("raw uint8 x, raw int64 idx, raw float64 affine, int64 start, int32 h, int32 w, T a, T b", "T y", r"""
+        const long long r = i / ((long long)h * w), k = i - r * h * w;
+        const int ii = k / w, jj = k - ii * w;
+        const double* p = &affine[(start + r) * 6];          // inverse map (2x2), then the shift
+        const double cx = (w - 1) / 2.0, cy = (h - 1) / 2.0;
+        const double u = (jj - cx) - p[4], v = (ii - cy) - p[5];
+        double sx = __dadd_rn(__dadd_rn(__dmul_rn(p[0], u), __dmul_rn(p[1], v)), cx);
+        double sy = __dadd_rn(__dadd_rn(__dmul_rn(p[2], u), __dmul_rn(p[3], v)), cy);
+        sx = rint(sx * 1e9) / 1e9;                            // numpy.round(s, 9)
+        sy = rint(sy * 1e9) / 1e9;
+        const double fx0 = floor(sx), fy0 = floor(sy);
+        const long long x0 = (long long)fx0, y0 = (long long)fy0;
+        const float fx = (float)(sx - fx0), fy = (float)(sy - fy0);
+        const unsigned char* img = &x[idx[start + r] * (long long)h * w];
+        float s[4];
+        for (int q = 0; q < 4; q++) {
+            const long long yy = y0 + q / 2, xx = x0 + q % 2;
+            s[q] = (yy >= 0 && yy < h && xx >= 0 && xx < w) ? (float)img[yy * w + xx] : 0.0f;
+        }
+        const float gx = 1.0f - fx, gy = 1.0f - fy;
+        float o = __fmul_rn(__fmul_rn(s[0], gx), gy);
+        o = __fadd_rn(o, __fmul_rn(__fmul_rn(s[1], fx), gy));
+        o = __fadd_rn(o, __fmul_rn(__fmul_rn(s[2], gx), fy));
+        o = __fadd_rn(o, __fmul_rn(__fmul_rn(s[3], fx), fy));
+        o = fminf(fmaxf(rintf(o), 0.0f), 255.0f);
+        y = add_rn(mul_rn((T)(unsigned char)o, a), b);
+        """, _warp_norm),
     "adam": ("T g, T b1, T omb1, T b2, T omb2, T c1, T c2, T eps, T wd, T decay, int32 mode", "T w, T m, T v", r"""
         T gi = g;
         if (mode == 2) w = mul_rn(w, decay);
@@ -345,15 +417,22 @@ KERNELS = {
 _built: dict = {}
 
 
-def kernel(xp, name: str):
+def kernel(xp, name: str, dtype=None):
     """The ElementwiseKernel ``name`` for array module ``xp`` (CuPy or the stand-in), built once.
 
+    ``dtype``: for a kernel whose ``T`` no input array fixes (gather_norm, warp_norm), the kernel
+    specialised to that dtype (CuPy would take ``T`` from the output; stating it is plainer).
     Under the stand-in its NumPy twin is registered, so a call runs the twin and counts one launch."""
-    key = (xp.__name__, name)
+    key = (xp.__name__, name, None if dtype is None else np.dtype(dtype).name)
     k = _built.get(key)
     if k is None:
         inp, out, op, twin = KERNELS[name]
         full = f"fastcnn_{name}"
+        if dtype is not None:
+            dt = np.dtype(dtype)
+            inp, out = (re.sub(r"\bT\b", dt.name, s) for s in (inp, out))
+            op = f"typedef {_CTYPE[dt.name]} T;\n" + op
+            full += f"_{dt.name}"
         if hasattr(xp, "register_twin"):
             xp.register_twin(full, twin)
         k = _built[key] = xp.ElementwiseKernel(inp, out, op, full, preamble=PREAMBLE)

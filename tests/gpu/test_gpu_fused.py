@@ -266,3 +266,29 @@ def test_gpu_plan_keeps_unfusable_layers_and_respects_fusion_off():
     m.to(fc)
     m.forward(dev(np.zeros((2, 1, 8, 8), np.float32)))
     assert m._ran == m.layers
+
+
+@pytest.mark.parametrize("augment", [None, "translate=2,rotate=10", "shift=0.1,scale=0.1,squeeze=0.1"])
+def test_device_batches_are_the_host_batches_in_two_launches(augment):
+    """Gathered, augmented and normalised on the device: bit for bit the host's batches; after the
+    epoch's one upload (order, maps) every batch is two launches and no transfer."""
+    from fastcnn.augment import AugmentedBatchIterator
+    from fastcnn.data import BatchIterator, load_mnist
+
+    d = load_mnist()
+    x, y = d.x_train[:70], d.y_train[:70].astype(np.int64)
+    make = (lambda xx, yy, xp: AugmentedBatchIterator(xx, yy, 16, augment=augment, seed=4, xp=xp)) if augment \
+        else (lambda xx, yy, xp: BatchIterator(xx, yy, 16, seed=4, xp=xp))
+    host_it, dev_it = make(x, y, np), make(dev(x), dev(y), fc)
+    got = []
+    batches = iter(dev_it)
+    got.append(next(batches))  # the epoch's uploads happen here
+    with fc.counting() as c:
+        for b in batches:
+            got.append(b)
+    assert c["launches"] == 2 * (len(got) - 1) and c["h2d"] == c["d2h"] == c["syncs"] == 0, c
+    want = list(host_it)
+    assert len(got) == len(want) == 5
+    for (xb, yb), (xw, yw) in zip(got, want):
+        np.testing.assert_array_equal(host(xb), xw)
+        np.testing.assert_array_equal(host(yb), yw)

@@ -30,6 +30,10 @@ static inline float mul_rn(float a, float b) { return a * b; }
 static inline double mul_rn(double a, double b) { return a * b; }
 static inline float add_rn(float a, float b) { return a + b; }
 static inline double add_rn(double a, double b) { return a + b; }
+static inline float __fmul_rn(float a, float b) { return a * b; }
+static inline float __fadd_rn(float a, float b) { return a + b; }
+static inline double __dmul_rn(double a, double b) { return a * b; }
+static inline double __dadd_rn(double a, double b) { return a + b; }
 """
 
 
@@ -177,3 +181,15 @@ def test_optimizer_and_ema_updates(lib, mode):
              lib, rtol=0, atol=0)
     _compare("sgd", [g, 0.01, 0.009, 0.9, 0.001 * (mode != 1), mode, w, v], lib, rtol=0, atol=0)
     _compare("ema", [w, 0.1, r(n)], lib, rtol=0, atol=0)
+
+
+def test_warp_normalise(lib):
+    """The augmentation kernel: rotations, shifts, squeezes; exact (the same bits as the host's Augmenter)."""
+    from fastcnn.augment import Augmenter
+
+    n, h, w = 6, 9, 8
+    x = rng.integers(0, 256, (n, h, w), dtype=np.uint8)
+    m, t = Augmenter("translate=2,rotate=30,squeeze=0.2").affine(n, h, w, np.random.default_rng(1))
+    affine = np.concatenate([np.linalg.inv(m).reshape(n, 4), t], axis=1)
+    _compare("warp_norm", [x, rng.permutation(n).astype(np.int64), affine, 1, h, w, F32(0.5), F32(-1.0),
+                           np.zeros((4, 1, h, w), F32)], lib, rtol=0, atol=0)
