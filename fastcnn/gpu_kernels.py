@@ -93,28 +93,29 @@ def _relu_colsum(dy, y, n, f, dz, db):
 
 
 def _bn_train(x, gamma, beta, n, f, hw, eps, mom, unbias, xhat, y, inv_std, rmean, rvar):
-    x3 = x.reshape(n, f, hw)
+    # over x's own shape (N, F) or (N, C, H, W): numpy's summation order, so the bits are the layer's
+    axes, bs = (0,) + tuple(range(2, x.ndim)), (1, f) + (1,) * (x.ndim - 2)
     t = x.dtype.type
-    mean = x3.mean(axis=(0, 2))
-    var = x3.var(axis=(0, 2))
+    mean = x.mean(axis=axes)
+    var = x.var(axis=axes)
     rmean *= t(1 - mom)
     rmean += t(mom) * mean
     rvar *= t(1 - mom)
     rvar += t(unbias) * var
     inv_std[...] = 1 / np.sqrt(var + t(eps))
-    xh = (x3 - mean[:, None]) * inv_std[:, None]
-    xhat[...] = xh.reshape(xhat.shape)
-    y[...] = (xh * gamma[:, None] + beta[:, None]).reshape(y.shape)
+    xh = (x - mean.reshape(bs)) * inv_std.reshape(bs)
+    xhat[...] = xh
+    y[...] = xh * gamma.reshape(bs) + beta.reshape(bs)
 
 
 def _bn_backward(dy, xhat, gamma, inv_std, n, f, hw, need_dx, dx, dgamma, dbeta):
-    g3, xh = dy.reshape(n, f, hw), xhat.reshape(n, f, hw)
-    dbeta[...] = g3.sum(axis=(0, 2))
-    dgamma[...] = (g3 * xh).sum(axis=(0, 2))
+    axes, bs = (0,) + tuple(range(2, dy.ndim)), (1, f) + (1,) * (dy.ndim - 2)
+    dbeta[...] = dy.sum(axis=axes)
+    dgamma[...] = (dy * xhat).sum(axis=axes)
     if need_dx:
         m = n * hw
-        g = (gamma * inv_std)[:, None]
-        dx[...] = (g * (g3 - (dbeta / m)[:, None] - xh * (dgamma / m)[:, None])).reshape(dx.shape)
+        g = (gamma * inv_std).reshape(bs)
+        dx[...] = g * (dy - (dbeta / m).reshape(bs) - xhat * (dgamma / m).reshape(bs))
 
 
 def _xent_rows(z, labels, k, sm, oms, smk, invn, nanv, d, rowloss, correct):
