@@ -84,7 +84,8 @@ class BatchIterator:
         n, b = len(self.x), self.batch_size
         if self.shuffle:  # drawn on the host, moved to where x and y live
             perm = np.random.default_rng(self.seed + self.epoch).permutation(n)
-            px, py = (to_device(perm, array_module(a)) for a in (self.x, self.y))
+            px = to_device(perm, array_module(self.x))
+            py = px if array_module(self.y) is array_module(self.x) else to_device(perm, array_module(self.y))
         fused = self.shuffle and self.xp is not np and array_module(self.x) is self.xp and self.x.dtype == np.uint8
         for i in range(step, len(self)):
             sl = slice(i * b, min((i + 1) * b, n))

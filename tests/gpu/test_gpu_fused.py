@@ -292,3 +292,19 @@ def test_device_batches_are_the_host_batches_in_two_launches(augment):
     for (xb, yb), (xw, yw) in zip(got, want):
         np.testing.assert_array_equal(host(xb), xw)
         np.testing.assert_array_equal(host(yb), yw)
+
+
+def test_numba_launches_take_cupy_arrays_without_a_host_sync(monkeypatch):
+    """On a GPU, the 'cuda' algorithms hand CuPy arrays to numba-cuda as device arrays made with
+    sync=False (numba-cuda before 0.25 would synchronise the host on each one); they run on CuPy's stream."""
+    from fastcnn.kernels.cuda import launch
+
+    if launch.simulated():
+        pytest.skip("under Numba's simulator the stand-in's arrays are bridged instead")
+    made = []
+    monkeypatch.setattr(launch.cuda, "from_cuda_array_interface",
+                        lambda desc, owner=None, sync=True: made.append((owner, sync)) or "device-array")
+    cupy_like = type("ndarray", (), {"__module__": "cupy._core.core", "__cuda_array_interface__": {}})()
+    other = np.zeros(2)
+    assert launch.sim_args((cupy_like, other, 3)) == ("device-array", other, 3)
+    assert made == [(cupy_like, False)]
