@@ -106,7 +106,9 @@ class Optimizer:
                 k = p.data.size
                 v = buf[o:o + k].reshape(p.data.shape)
                 old = self.state[n][i]
-                if old is not None:
+                if old is not None and backend.array_module(old) is xp and old.dtype == v.dtype:
+                    v[...] = old  # on the device already (load_state_dict): no round trip
+                elif old is not None:
                     v[...] = backend.to_device(backend.as_numpy(old).astype(v.dtype), xp)
                 self.state[n][i] = v
                 vs.append(v)
