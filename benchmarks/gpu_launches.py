@@ -144,8 +144,10 @@ def table(out: Path) -> str:
 
         tr = (f"{b['h2d']['max'] + b['d2h']['max']:g} → **{a['h2d']['max'] + a['d2h']['max']:g}**")
         rows.append(f"| {p} | {pair('launches')} | {pair('syncs')} | {tr} | {pair('allocs')} | {budget[p]} |")
-    up = ["", "Host → device transfers in the whole one-epoch run (setup excluded: the training set, the "
-          "weights), with the evaluations it made:", "",
+    up = ["", "Host → device transfers in `Trainer.fit` over the epoch (the Trainer's construction, which "
+          "uploads the training set and the weights, excluded): after, the warm-up and the epoch each "
+          "upload the epoch's order (and, with augmentation, its maps) and the first evaluation the "
+          "test set, which every later evaluation reuses:", "",
           "| preset | evaluations | h2d transfers before → after | h2d bytes before → after |", "|---|---|---|---|"]
     for p in PRESETS:
         b, a = before[p], after[p]
