@@ -193,3 +193,50 @@ def test_warp_normalise(lib):
     affine = np.concatenate([np.linalg.inv(m).reshape(n, 4), t], axis=1)
     _compare("warp_norm", [x, rng.permutation(n).astype(np.int64), affine, 1, h, w, F32(0.5), F32(-1.0),
                            np.zeros((4, 1, h, w), F32)], lib, rtol=0, atol=0)
+
+
+def _cupy_include():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("cupy")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    inc = Path(list(spec.submodule_search_locations)[0]) / "_core" / "include"
+    return inc if (inc / "cupy" / "carray.cuh").exists() else None
+
+
+def test_the_kernels_compile_with_nvcc_as_cupy_builds_them(tmp_path):
+    """Where nvcc and CuPy's headers are at hand (no GPU needed): every kernel, in the form CuPy's
+    ElementwiseKernel generates (CArray parameters, CIndexer, CUPY_FOR, the preamble), compiles."""
+    import re
+
+    nvcc, inc = shutil.which("nvcc"), _cupy_include()
+    if nvcc is None or inc is None:
+        pytest.skip("needs nvcc and CuPy's headers (pip install cupy-cuda12x) to compile the kernels")
+    parts = ["#include <cassert>", "#include <cupy/carray.cuh>", gpu_kernels.PREAMBLE]
+    for name, (inp, outp, op, _) in gpu_kernels.KERNELS.items():
+        for dt in ("float32", "float64"):
+            i_, o_, body, td = inp, outp, op, f"typedef {CTYPES[dt]} T;"
+            if name in ("gather_norm", "warp_norm"):  # specialised per dtype (gpu_kernels.kernel)
+                i_, o_ = (re.sub(r"\bT\b", dt, s) for s in (inp, outp))
+                body, td = f"typedef {CTYPES[dt]} T;\n" + op, ""
+            ctype = {**CTYPES, "T": CTYPES[dt]}
+            n_in, args, binds = len(_params(i_)), [], []
+            for j, (raw, c, p) in enumerate(_params(i_) + _params(o_)):
+                ct = ctype[c]
+                if raw:
+                    args.append(f"CArray<{ct}, 2, true, true> {p}")
+                elif j >= n_in or p in ARRAY_INPUTS.get(name, ()):
+                    args.append(f"CArray<{ct}, 1, true, true> _raw_{p}")
+                    binds.append(f"{ct} &{p} = _raw_{p}[_ind.get()];")
+                else:
+                    args.append(f"const {ct} {p}")
+            parts.append(f'extern "C" __global__ void fastcnn_{name}_{dt}({", ".join(args)}, CIndexer<1> _ind) {{\n'
+                         f"  {td}\n  CUPY_FOR(i, _ind.size()) {{\n    _ind.set(i);\n    " + "\n    ".join(binds)
+                         + "\n    " + body + "\n  }\n}\n")
+    src = tmp_path / "kernels.cu"
+    src.write_text("\n".join(parts))
+    r = subprocess.run([nvcc, "-std=c++17", "-arch=sm_75", f"-I{inc}", f"-I{inc / 'cupy' / '_cccl' / 'libcudacxx'}",
+                        "-c", str(src), "-o", str(tmp_path / "kernels.o")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
