@@ -99,8 +99,11 @@ class BatchIterator:
 
     def _gather_normalised(self, px, sl):
         """normalize(x[px[sl]]) as one device kernel (fastcnn.gpu_kernels gather_norm), the same bits."""
-        x, xp, dt = self.x, self.xp, np.dtype(self.dtype)
+        xp, dt = self.xp, np.dtype(self.dtype)
+        if not self.x.flags.c_contiguous:  # once: the kernel indexes the images flat
+            self.x = xp.ascontiguousarray(self.x)
+        x = self.x
         out = xp.empty((sl.stop - sl.start, *(x.shape[1:] if x.ndim == 4 else (1, *x.shape[1:]))), dt)
-        gpu_kernels.kernel(xp, "gather_norm", dt)(xp.ascontiguousarray(x), px, sl.start, out[0].size,
+        gpu_kernels.kernel(xp, "gather_norm", dt)(x, px, sl.start, out[0].size,
                                               dt.type(1.0 / (255.0 * self.std)), dt.type(-self.mean / self.std), out)
         return out
