@@ -16,6 +16,10 @@ raw arrays are C-contiguous and indexed flat.
     relu_colsum     dz = dy · [y > 0]; db = Σ_n dz              (one thread per feature)
     bn_train        batch norm forward in training, per feature (running statistics updated)
     bn_backward     dβ = Σ dy, dγ = Σ dy·x̂, dx = γ/σ · (dy − dβ/m − x̂·dγ/m)
+                    (BatchNorm1d: one thread per feature loops over the batch)
+    bn_partial, bn_finalize, bn_apply       BatchNorm2d forward in three parallel steps: each
+                    (channel, sample) slice's mean and M2, merged per channel (Chan et al.), then x̂, y
+    bn_bpartial, bn_bfinal, bn_bapply       its backward: slice sums of dy, dy·x̂; dβ, dγ; dx
     xent_rows       softmax cross-entropy per row: loss_n, dlogits (÷N), argmax == label
     xent_mean       loss = Σ loss_n / N, correct = Σ [argmax == label]    (one thread)
     gather_norm     y = x[idx[start + n]] · a + b  (a uint8 batch gathered and normalised)
@@ -116,6 +120,48 @@ def _bn_backward(dy, xhat, gamma, inv_std, n, f, hw, need_dx, dx, dgamma, dbeta)
         m = n * hw
         g = (gamma * inv_std).reshape(bs)
         dx[...] = g * (dy - (dbeta / m).reshape(bs) - xhat * (dgamma / m).reshape(bs))
+
+
+def _bn_partial(x, n, f, hw, pmean, pm2):
+    x3 = x.reshape(n, f, hw).transpose(1, 0, 2)                       # (F, N, HW)
+    mu = x3.sum(axis=2) / x.dtype.type(hw)
+    pmean[...] = mu
+    pm2[...] = ((x3 - mu[..., None]) ** 2).sum(axis=2)
+
+
+def _bn_finalize(pmean, pm2, n, hw, eps, mom, unbias, mean, inv_std, rmean, rvar):
+    t = pmean.dtype.type
+    mu = pmean.sum(axis=1) / t(n)
+    var = (pm2 + t(hw) * (pmean - mu[:, None]) ** 2).sum(axis=1) / (t(n) * t(hw))
+    mean[...] = mu
+    rmean[...] = rmean * t(1 - mom) + t(mom) * mu
+    rvar[...] = rvar * t(1 - mom) + t(unbias) * var
+    inv_std[...] = 1 / np.sqrt(var + t(eps))
+
+
+def _bn_apply(x, mean, inv_std, gamma, beta, f, hw, xhat, y):
+    bs = (1, f, 1)
+    xh = (x.reshape(-1, f, hw) - mean.reshape(bs)) * inv_std.reshape(bs)
+    xhat[...] = xh.reshape(xhat.shape)
+    y[...] = (xh * gamma.reshape(bs) + beta.reshape(bs)).reshape(y.shape)
+
+
+def _bn_bpartial(dy, xhat, n, f, hw, ps, psx):
+    g3, xh = dy.reshape(n, f, hw).transpose(1, 0, 2), xhat.reshape(n, f, hw).transpose(1, 0, 2)
+    ps[...] = g3.sum(axis=2)
+    psx[...] = (g3 * xh).sum(axis=2)
+
+
+def _bn_bfinal(ps, psx, n, dgamma, dbeta):
+    dbeta[...] = ps.sum(axis=1)
+    dgamma[...] = psx.sum(axis=1)
+
+
+def _bn_bapply(dy, xhat, gamma, inv_std, dgamma, dbeta, f, hw, m, dx):
+    bs = (1, f, 1)
+    g = (gamma * inv_std).reshape(bs)
+    dx[...] = (g * (dy.reshape(-1, f, hw) - (dbeta / dy.dtype.type(m)).reshape(bs)
+                    - xhat.reshape(-1, f, hw) * (dgamma / dy.dtype.type(m)).reshape(bs))).reshape(dx.shape)
 
 
 def _xent_rows(z, labels, k, sm, oms, smk, invn, nanv, d, rowloss, correct):
@@ -328,6 +374,57 @@ KERNELS = {
                 const long long o = ((long long)r * f + i) * hw + k; dx[o] = g * (dy[o] - mb - xhat[o] * mg); }
         }
         """, _bn_backward),
+    "bn_partial": ("raw T x, int32 n, int32 f, int32 hw", "T pmean, T pm2", r"""
+        const int c = i / n, r = i - (long long)c * n;
+        const long long o = ((long long)r * f + c) * hw;
+        T s = 0;
+        for (int k = 0; k < hw; k++) s += x[o + k];
+        const T mu = s / (T)hw;
+        T q = 0;
+        for (int k = 0; k < hw; k++) { const T d = x[o + k] - mu; q += d * d; }
+        pmean = mu;
+        pm2 = q;
+        """, _bn_partial),
+    "bn_finalize": ("raw T pmean, raw T pm2, int32 n, int32 hw, T eps, T mom, T unbias",
+                    "T mean, T inv_std, T rmean, T rvar", r"""
+        const long long o = i * (long long)n;
+        T s = 0;
+        for (int r = 0; r < n; r++) s += pmean[o + r];
+        const T mu = s / (T)n;
+        T q = 0;
+        for (int r = 0; r < n; r++) { const T d = pmean[o + r] - mu; q += pm2[o + r] + (T)hw * d * d; }
+        const T var = q / ((T)n * (T)hw);
+        mean = mu;
+        rmean = rmean * ((T)1 - mom) + mom * mu;
+        rvar = rvar * ((T)1 - mom) + unbias * var;
+        inv_std = (T)1 / sqrt(var + eps);
+        """, _bn_finalize),
+    "bn_apply": ("T x, raw T mean, raw T inv_std, raw T gamma, raw T beta, int32 f, int32 hw", "T xhat, T y", r"""
+        const int c = (i / hw) % f;
+        const T xh = (x - mean[c]) * inv_std[c];
+        xhat = xh;
+        y = xh * gamma[c] + beta[c];
+        """, _bn_apply),
+    "bn_bpartial": ("raw T dy, raw T xhat, int32 n, int32 f, int32 hw", "T ps, T psx", r"""
+        const int c = i / n, r = i - (long long)c * n;
+        const long long o = ((long long)r * f + c) * hw;
+        T s = 0, sx = 0;
+        for (int k = 0; k < hw; k++) { s += dy[o + k]; sx += dy[o + k] * xhat[o + k]; }
+        ps = s;
+        psx = sx;
+        """, _bn_bpartial),
+    "bn_bfinal": ("raw T ps, raw T psx, int32 n", "T dgamma, T dbeta", r"""
+        const long long o = i * (long long)n;
+        T s = 0, sx = 0;
+        for (int r = 0; r < n; r++) { s += ps[o + r]; sx += psx[o + r]; }
+        dbeta = s;
+        dgamma = sx;
+        """, _bn_bfinal),
+    "bn_bapply": ("T dy, T xhat, raw T gamma, raw T inv_std, raw T dgamma, raw T dbeta, int32 f, int32 hw, int32 m",
+                  "T dx", r"""
+        const int c = (i / hw) % f;
+        dx = gamma[c] * inv_std[c] * (dy - dbeta[c] / (T)m - xhat * (dgamma[c] / (T)m));
+        """, _bn_bapply),
     "xent_rows": ("raw T z, raw int64 labels, int32 k, T sm, T oms, T smk, T invn, T nanv",
                   "raw T d, T rowloss, int32 correct", r"""
         const long long o = i * (long long)k;

@@ -8,7 +8,8 @@ few launches (fastcnn.gpu_kernels; each kernel has a NumPy twin the CuPy stand-i
                                                   (dx: one GEMM + col2im)
     Linear (→ ReLU)             GpuLinear         forward 2: GEMM, bias(+ReLU); backward 3:
                                                   mask+db, dW GEMM, dx GEMM
-    BatchNorm1d / 2d            GpuBatchNorm      forward 1, backward 1 in training
+    BatchNorm1d                 GpuBatchNorm      forward 1, backward 1 in training
+    BatchNorm2d                 GpuBatchNorm      forward 3, backward 3 (slices, channels, elements)
 
 Each computes what the unfused layers compute (tests/gpu/test_gpu_fused.py compares them) over
 the same Parameter objects, writing the gradients straight into ``.grad`` (GEMMs with ``out=``:
@@ -157,8 +158,10 @@ class GpuLinear(Layer):
 
 
 class GpuBatchNorm(Layer):
-    """The batch norm of ``bn`` (the same parameters and running statistics) in one kernel per pass
-    in training (one thread per feature); in evaluation the layer's own code runs."""
+    """The batch norm of ``bn`` (the same parameters and running statistics) in training: (N, F) one
+    kernel per pass (a thread per feature); (N, C, H, W) three per pass, so that no thread loops over
+    N·H·W values (per (channel, sample) slice, per channel, per element). In evaluation the layer's
+    own code runs."""
 
     param_names = ("weight", "bias")
 
@@ -192,8 +195,16 @@ class GpuBatchNorm(Layer):
             raise ValueError(f"{bn.name} needs more than one value per feature in training (got batch of {n})")
         xhat, y = xp.empty_like(x), xp.empty_like(x)
         inv_std = xp.empty(f, x.dtype)
-        _k(xp, "bn_train")(x, self.weight.data, self.bias.data, n, f, hw, bn.eps, bn.momentum,
-                           bn.momentum * m / (m - 1), xhat, y, inv_std, bn.running_mean, bn.running_var)
+        unbias = bn.momentum * m / (m - 1)
+        if hw == 1:  # (N, F): a thread per feature over the batch
+            _k(xp, "bn_train")(x, self.weight.data, self.bias.data, n, f, hw, bn.eps, bn.momentum, unbias,
+                               xhat, y, inv_std, bn.running_mean, bn.running_var)
+        else:  # (N, C, H, W): a thread per (channel, sample) slice, merged per channel, then per element
+            pmean, pm2, mean = xp.empty((f, n), x.dtype), xp.empty((f, n), x.dtype), xp.empty(f, x.dtype)
+            _k(xp, "bn_partial")(x, n, f, hw, pmean, pm2)
+            _k(xp, "bn_finalize")(pmean, pm2, n, hw, bn.eps, bn.momentum, unbias, mean, inv_std,
+                                  bn.running_mean, bn.running_var)
+            _k(xp, "bn_apply")(x, mean, inv_std, self.weight.data, self.bias.data, f, hw, xhat, y)
         self._cache = (xhat, inv_std, n, f, hw)
         return y
 
@@ -202,8 +213,19 @@ class GpuBatchNorm(Layer):
             return self.bn.backward(dy)
         xhat, inv_std, n, f, hw = self._cache
         xp = backend.array_module(dy)
+        dy = xp.ascontiguousarray(dy)
+        if hw > 1:
+            ps, psx = xp.empty((f, n), dy.dtype), xp.empty((f, n), dy.dtype)
+            _k(xp, "bn_bpartial")(dy, xhat, n, f, hw, ps, psx)
+            _k(xp, "bn_bfinal")(ps, psx, n, self.weight.grad, self.bias.grad)
+            if not self.needs_input_grad:
+                return None
+            dx = xp.empty_like(xhat)
+            _k(xp, "bn_bapply")(dy, xhat, self.weight.data, inv_std, self.weight.grad, self.bias.grad, f, hw,
+                                n * hw, dx)
+            return dx
         dx = xp.empty_like(xhat) if self.needs_input_grad else xp.empty(1, xhat.dtype)
-        _k(xp, "bn_backward")(xp.ascontiguousarray(dy), xhat, self.weight.data, inv_std, n, f, hw,
+        _k(xp, "bn_backward")(dy, xhat, self.weight.data, inv_std, n, f, hw,
                               int(self.needs_input_grad), dx, self.weight.grad, self.bias.grad)
         return dx if self.needs_input_grad else None
 

@@ -46,7 +46,8 @@ def _params(s):
 
 
 #: Non-raw input parameters that are arrays (element i); the other non-raw inputs are scalars.
-ARRAY_INPUTS = {"adam": {"g"}, "sgd": {"g"}, "ema": {"w"}, "bn_backward": {"inv_std"}}
+ARRAY_INPUTS = {"adam": {"g"}, "sgd": {"g"}, "ema": {"w"}, "bn_backward": {"inv_std"}, "bn_apply": {"x"},
+                "bn_bapply": {"dy", "xhat"}}
 
 
 def _function(name, t="float32"):
@@ -154,6 +155,22 @@ def test_batchnorm(lib):
         _compare("bn_backward", [r(n, f, hw), r(n, f, hw), r(f), np.abs(r(f)) + 0.5, n, f, hw, need,
                                  np.zeros((n, f, hw), F32), np.zeros(f, F32), np.zeros(f, F32)], lib,
                  rtol=1e-5, atol=1e-6)
+
+
+def test_batchnorm_2d_in_slices(lib):
+    n, f, hw = 3, 4, 6
+    x = r(n, f, hw) * 2 + 1
+    pm, p2 = np.zeros((f, n), F32), np.zeros((f, n), F32)
+    _compare("bn_partial", [x, n, f, hw, pm, p2], lib, rtol=1e-5, atol=1e-6)
+    gpu_kernels.twin("bn_partial")(x, n, f, hw, pm, p2)
+    _compare("bn_finalize", [pm, p2, n, hw, 1e-5, 0.1, 0.1 * 18 / 17, np.zeros(f, F32), np.zeros(f, F32), r(f),
+                             np.abs(r(f)) + 0.5], lib, rtol=1e-5, atol=1e-6)
+    mean, inv = r(f), np.abs(r(f)) + 0.5
+    _compare("bn_apply", [x, mean, inv, r(f), r(f), f, hw, np.zeros_like(x), np.zeros_like(x)], lib, rtol=1e-5, atol=1e-6)
+    dy, xh = r(n, f, hw), r(n, f, hw)
+    _compare("bn_bpartial", [dy, xh, n, f, hw, np.zeros((f, n), F32), np.zeros((f, n), F32)], lib, rtol=1e-5, atol=1e-6)
+    _compare("bn_bfinal", [r(f, n), r(f, n), n, np.zeros(f, F32), np.zeros(f, F32)], lib, rtol=1e-5, atol=1e-6)
+    _compare("bn_bapply", [dy, xh, r(f), inv, r(f), r(f), f, hw, n * hw, np.zeros_like(dy)], lib, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("sm", [0.0, 0.1])
