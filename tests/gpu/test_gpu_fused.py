@@ -308,3 +308,37 @@ def test_numba_launches_take_cupy_arrays_without_a_host_sync(monkeypatch):
     other = np.zeros(2)
     assert launch.sim_args((cupy_like, other, 3)) == ("device-array", other, 3)
     assert made == [(cupy_like, False)]
+
+
+def test_conv_without_bias_and_first_layer_without_dx():
+    def layers(algo):
+        return nn.Conv2D(2, 3, 3, padding=1, bias=False, algo=algo), nn.ReLU(), nn.MaxPool2D(2)
+
+    ref, gpu = _pair(layers, np.float64)
+    x = np.random.default_rng(9).standard_normal((2, 2, 6, 6))
+    y = ref.forward(x)
+    np.testing.assert_allclose(host(gpu.forward(dev(x))), y, rtol=1e-12, atol=1e-12)
+    g = np.random.default_rng(10).standard_normal(y.shape)
+    assert ref.backward(g) is None and gpu.backward(dev(g)) is None  # the first layer computes no dx
+    np.testing.assert_allclose(host(gpu.parameters()[0].grad), ref.parameters()[0].grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("preset", ["fast99", "compact", "lab-best"])
+def test_a_run_on_the_lean_gpu_path_tracks_the_cpu_run(preset, tmp_path, monkeypatch):
+    """The Trainer with each preset's recipe (label smoothing, batch norm, augmentation, EMA, TTA):
+    the same losses and accuracies on the stand-in's lean path as on NumPy."""
+    from fastcnn.config import TrainConfig
+    from fastcnn.data import Dataset, load_mnist
+    from fastcnn.train import Trainer
+
+    monkeypatch.setenv("FASTCNN_FAKE_CUPY", "1")
+    d = load_mnist()
+    data = Dataset(d.x_train[:384], d.y_train[:384], d.x_test[:100], d.y_test[:100])
+    hist = {}
+    for be in ("numpy", "cupy"):
+        cfg = TrainConfig(model=preset, backend=be, epochs=1, eval_every=2, log_every=2, progress=False,
+                          target_acc=None, out=str(tmp_path / be))
+        t = Trainer(cfg, data=data)
+        t.fit()
+        hist[be] = np.array([[h["loss"], h["test_loss"], h["test_accuracy"]] for h in t.history])
+    np.testing.assert_allclose(hist["cupy"], hist["numpy"], rtol=1e-3, atol=1e-6)
