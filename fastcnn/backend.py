@@ -44,8 +44,8 @@ def _import_cupy():
         import cupy  # noqa: F401  (optional dependency)
     except ImportError as e:
         raise BackendError(
-            "backend 'cupy' needs CuPy, which is not installed: "
-            "run  pip install 'fastcnn[gpu]'  (CuPy for CUDA 12), or use --backend numpy"
+            "backend 'cupy' needs CuPy, which is not installed: run  pip install 'fastcnn[gpu]'  (CUDA 12; "
+            "'fastcnn[gpu-cuda13]' when nvidia-smi shows CUDA 13), or use --backend numpy"
         ) from e
     try:
         n = cupy.cuda.runtime.getDeviceCount()

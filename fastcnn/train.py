@@ -2,7 +2,13 @@
 
 One step (fastcnn.step.train_step): uint8 batch -> float32 on the model's device -> forward
 -> SoftmaxCrossEntropy -> backward (every layer overwrites its parameters' .grad) -> optimizer.step().
-``train_seconds`` counts the training steps only: no data loading, no evaluation.
+``train_seconds`` counts the training steps only: no data loading, no evaluation. On a GPU a step
+only queues work, so the device is synchronised before the clock is read on every step whose
+``train_seconds`` is used: log steps, evaluation steps (hence ``target_reached_seconds`` and the
+milestones) and the end of each epoch; the other steps add their host time, and the next sync charges
+their queued work to training. The time budget is checked on those synchronised steps only (every step
+on the CPU), so on a GPU a run may pass its budget by up to ``log_every - 1`` steps; ordinary steps
+never synchronise.
 The run's settings (threads, forced conv algorithm, deterministic mode) hold inside ``fit()``
 only (``fastcnn.settings``): afterwards the process is as it was, also when fit raises.
 """
@@ -72,6 +78,8 @@ class Trainer:
             self.data = select_classes(self.data, c.classes)
         if c.val_fraction > 0:
             self.data = self.data.split_validation(c.val_fraction, c.seed)
+        x0 = self.data.x_train  # labels checked once, on the host: CuPy's indexing would wrap them around
+        self.data.check_labels(self.model.output_shape((1, *x0.shape[1:]) if x0.ndim == 3 else x0.shape[1:])[-1])
         self.out = Path(out or c.out or rundir.default_run_dir(c.model))
         self.loss_fn = SoftmaxCrossEntropy(c.label_smoothing)
         x_train = backend.to_device(self.data.x_train, self.xp)  # uploaded once, as uint8
@@ -198,10 +206,13 @@ class Trainer:
                     s["step_in_epoch"] += 1
                     run_n += len(yb)
                     log_now = s["step"] % c.log_every == 0 or s["step_in_epoch"] == self.steps_per_epoch
+                    eval_now = s["step_in_epoch"] == self.steps_per_epoch or s["step"] % self.eval_every == 0
+                    synced = xp is np or log_now or eval_now  # train_seconds is read on these steps only
                     if xp is np and not math.isfinite(float(loss)):
                         self._diverged(float(loss))
-                    if log_now:
+                    if synced:
                         backend.synchronize(xp)
+                        self._sample_device_memory()
                     dt = time.perf_counter() - t0
                     s["train_seconds"] += dt
                     s["samples"] += len(yb)
@@ -215,13 +226,13 @@ class Trainer:
                         bar.set_postfix(loss=f"{last_loss:.4f}", acc=f"{int(run_correct) / max(run_n, 1):.4f}",
                                         sps=f"{seg_samples / max(seg_t, 1e-9):,.0f}", refresh=False)
                         run_loss[...] = 0
-                    end_of_epoch = s["step_in_epoch"] == self.steps_per_epoch
-                    if end_of_epoch or s["step"] % self.eval_every == 0:
+                    if eval_now:
                         train_acc = int(run_correct) / max(run_n, 1)
                         run_correct[...] = 0
                         run_n = 0
                         self._evaluate_and_check(last_loss, train_acc, bar)
-                    if c.time_budget is not None and s["train_seconds"] >= c.time_budget and self.status == "running":
+                    if synced and c.time_budget is not None and s["train_seconds"] >= c.time_budget \
+                            and self.status == "running":
                         self.status = "time_budget"
                     if self.status != "running":
                         break
@@ -346,8 +357,19 @@ class Trainer:
         if "val_accuracy" in last:
             m["val_accuracy"] = last["val_accuracy"]
         if self.xp is not np:
-            m["peak_device_memory_bytes"] = int(self.xp.get_default_memory_pool().total_bytes())
+            m["peak_device_memory_bytes"] = self._sample_device_memory()
         return m
+
+    def _sample_device_memory(self) -> int:
+        """The most device memory CuPy's pool has held, sampled on synchronised steps and at the end:
+        ``MemoryPool.total_bytes()`` (blocks in use plus cached free ones), which grows only when the
+        arrays in use need more, so it bounds their peak from above (rounding to 512 B and cached
+        blocks included); the maximum over samples keeps that peak when blocks are later freed."""
+        if self.xp is np:
+            return 0
+        self._peak_pool_bytes = max(getattr(self, "_peak_pool_bytes", 0),
+                                    int(self.xp.get_default_memory_pool().total_bytes()))
+        return self._peak_pool_bytes
 
     def _finish(self) -> dict:
         m = self._metrics()

@@ -64,3 +64,48 @@ def test_wheel_holds_the_kernels_and_runs_from_the_repository_root(tmp_path):
     out = _run(["-m", "fastcnn", "summary", "--model", "compact"], cwd=ROOT, pythonpath=[str(site), DEPS])
     assert out.returncode == 0, out.stderr
     assert "total parameters: 20,994" in out.stdout
+
+
+# --- the GPU extras (issue 20, goal 3) ------------------------------------------------------------
+def _extras() -> dict:
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    from packaging.requirements import Requirement
+
+    opt = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    return {name: {Requirement(r).name: Requirement(r) for r in reqs} for name, reqs in opt.items()}
+
+
+GPU_EXTRAS = {"gpu-cuda12": ("cupy-cuda12x", "cu12", True), "gpu-cuda13": ("cupy-cuda13x", "cu13", True),
+              "gpu-cuda12-toolkit": ("cupy-cuda12x", None, False), "gpu-cuda13-toolkit": ("cupy-cuda13x", None, False)}
+
+
+@pytest.mark.parametrize("extra", sorted(GPU_EXTRAS))
+def test_gpu_extras(extra):
+    """Driver-only extras pull CuPy's CUDA libraries ([ctk], from CuPy 14.0: 13.x has no such extra) and
+    numba-cuda's (cu12 / cu13); every GPU extra excludes CuPy 13.5.0 (it breaks numba-cuda launches),
+    asks for a numba-cuda that does not synchronise on CuPy arrays (>= 0.26), and brings pytest for
+    scripts/gpu_check.sh."""
+    cupy_name, numba_extra, driver_only = GPU_EXTRAS[extra]
+    reqs = _extras()[extra]
+    cupy = reqs[cupy_name]
+    assert "13.5.0" not in cupy.specifier and not cupy.specifier.contains("13.5.0", prereleases=True)
+    assert cupy.specifier.contains("14.2.0")  # today's release
+    if driver_only:
+        assert cupy.extras == {"ctk"} and not cupy.specifier.contains("13.6.0")
+        assert reqs["numba-cuda"].extras == {numba_extra}
+    else:
+        assert cupy.specifier.contains("13.6.0") and not cupy.specifier.contains("13.4.1")
+    assert not reqs["numba-cuda"].specifier.contains("0.24.0") and reqs["numba-cuda"].specifier.contains("0.26.0")
+    assert "pytest" in reqs
+
+
+def test_gpu_is_an_alias_of_the_cuda12_extra_and_the_readme_names_the_extras():
+    alias = _extras()["gpu"]
+    assert list(alias) == ["fastcnn"] and alias["fastcnn"].extras == {"gpu-cuda12"}
+    readme = (ROOT / "README.md").read_text()
+    for extra in ("gpu-cuda12", "gpu-cuda13", "gpu-cuda12-toolkit"):
+        assert f".[{extra}]" in readme, extra
+    assert len(readme.splitlines()) <= 150

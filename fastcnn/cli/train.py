@@ -85,7 +85,7 @@ def run(args) -> int:
         t = m["target_reached_seconds"]
         print(f"target {c.target_acc:.2%}: " + (f"reached after {t:.2f} s of training" if t is not None else "not reached"))
     if m.get("peak_device_memory_bytes") is not None:
-        print(f"peak device memory: {m['peak_device_memory_bytes'] / 2**20:.1f} MiB (CuPy memory pool)")
+        print(f"peak device memory: {m['peak_device_memory_bytes'] / 2**20:.1f} MiB (most held by CuPy's memory pool)")
     if "profile" in m:
         print(m["profile"])
     print(f"run written to {trainer.out}")

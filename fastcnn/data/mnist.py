@@ -55,6 +55,24 @@ class Dataset:
             self, x_train=self.x_train[train], y_train=self.y_train[train],
             x_val=self.x_train[val], y_val=self.y_train[val])
 
+    def check_labels(self, num_classes: int) -> None:
+        """DataError unless every label (train, validation, test) is an integer in [0, num_classes).
+
+        Checked once per data set on the host: on a GPU an out-of-range label would not raise
+        (CuPy's integer indexing wraps around) but silently train against another class."""
+        for split in ("y_train", "y_val", "y_test"):
+            y = getattr(self, split)
+            if y is None or not len(y):
+                continue
+            y = np.asarray(y)
+            if y.dtype.kind not in "iu":
+                raise DataError(f"{self.name}: {split} holds {y.dtype} labels; labels must be integers 0–{num_classes - 1}")
+            bad = np.flatnonzero((y < 0) | (y >= num_classes))
+            if bad.size:
+                raise DataError(f"{self.name}: {split}[{bad[0]}] = {y[bad[0]]} is outside 0–{num_classes - 1} "
+                                f"({bad.size} such labels), but the model has {num_classes} outputs: "
+                                "fix the labels or give the model one output per class")
+
     def __repr__(self) -> str:
         parts = [f"{f}={getattr(self, f).shape}" for f in
                  ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")

@@ -9,15 +9,16 @@ from .. import backend, gpu_kernels
 class SoftmaxCrossEntropy:
     """Mean cross-entropy of softmax(logits) against integer labels.
 
-    Shapes: logits (N, K), labels (N,) ints in [0, K).
+    Shapes: logits (N, K), labels (N,) ints in [0, K). A label outside [0, K) is an error on NumPy; on a
+    GPU (where CuPy's indexing would wrap it around, and raising would need a host sync) that sample's
+    loss and gradient are NaN, so the mean loss is NaN, not silently wrong.
     With label smoothing s the target is t = (1 − s)·onehot + s/K.
     loss = −(1/N) Σ_n Σ_k t_nk · log softmax(z)_nk, computed as z − max − log Σ e^(z − max).
     backward: dlogits = (softmax(z) − t) / N.
 
-    On a GPU both passes are two kernels (fastcnn.gpu_kernels xent_rows, xent_mean), no host
-    synchronisation: the loss stays on the device, ``correct`` (0-d) counts the rows whose argmax
-    is the label, and a label outside [0, K) makes the loss and its gradient row NaN (CuPy's
-    indexing would silently wrap around), so a bad label shows up as a diverged loss.
+    On a GPU both passes are two kernels (fastcnn.gpu_kernels xent_rows, xent_mean) with no host
+    synchronisation: the loss stays on the device and ``correct`` (0-d) counts the rows whose
+    argmax is the label.
     """
 
     correct = None
@@ -44,7 +45,16 @@ class SoftmaxCrossEntropy:
         rows = xp.arange(n)
         labels = labels.astype(xp.intp, copy=False)
         sm = self.label_smoothing
+        self._bad = None
+        if xp is np:
+            if n and (labels.min() < 0 or labels.max() >= k):
+                i = int(np.flatnonzero((labels < 0) | (labels >= k))[0])
+                raise ValueError(f"labels[{i}] = {labels[i]} is outside 0–{k - 1} (the logits have {k} classes)")
+        else:  # no host sync: out-of-range (negative ones read as huge unsigned) -> NaN
+            self._bad = labels.view(xp.uint64) >= k
         nll = -logp[rows, labels]
+        if self._bad is not None:
+            nll = xp.where(self._bad, logits.dtype.type("nan"), nll)
         loss = nll.mean() if sm == 0 else ((1 - sm) * nll - (sm / k) * logp.sum(axis=1)).mean()
         self._p, self._labels = e / s, labels
         return loss
@@ -77,6 +87,8 @@ class SoftmaxCrossEntropy:
             d -= p.dtype.type(sm / k)
         d[xp.arange(n), labels] -= p.dtype.type(1 - sm)
         d *= p.dtype.type(1.0 / n)
+        if self._bad is not None:
+            d = xp.where(self._bad[:, None], p.dtype.type("nan"), d)
         return d
 
     def probabilities(self):

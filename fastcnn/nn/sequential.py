@@ -10,7 +10,7 @@ from .activation import RELU_FAMILY, Sigmoid, Tanh
 from .flat import flatten
 from .fused import fuse_layers
 from .gpu_fused import gpu_fuse_layers
-from .module import Layer, ShapeError
+from .module import Layer, Parameter, ShapeError
 
 _ACTIVATIONS = RELU_FAMILY + (Sigmoid, Tanh)
 
@@ -234,7 +234,9 @@ class Sequential(Layer):
                 if key not in state:
                     raise ValueError(f"checkpoint has no {n} for layer {i} ({layer.name})")
                 arr = state[key]
-                data = cur.data if hasattr(cur, "data") and not isinstance(cur, np.ndarray) else cur
+                # a Parameter holds its array in .data; a buffer is the array (a CuPy array has a .data too:
+                # its memory pointer, so the type decides, not the attribute)
+                data = cur.data if isinstance(cur, Parameter) else cur
                 if tuple(arr.shape) != tuple(data.shape):
                     raise ValueError(f"checkpoint does not fit this model: layer {i} ({layer.name}) {n} has "
                                      f"shape {tuple(arr.shape)} in the checkpoint and {tuple(data.shape)} in the model")

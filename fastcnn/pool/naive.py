@@ -37,12 +37,12 @@ def backward(dy, cache):
     xp = backend.array_module(dy)
     n, c, oh, ow = dy.shape
     dxpad = xp.zeros(xpad_shape, dtype=dy.dtype)
+    positions = xp.arange(kh * kw)  # a window's flat positions: one-hot of the argmax (numpy and CuPy 13 alike)
     for i in range(oh):
         for j in range(ow):
             g = dy[:, :, i, j]
             if mode == "max":
-                win = xp.zeros((n, c, kh * kw), dtype=dy.dtype)
-                xp.put_along_axis(win, arg[:, :, i, j, None], g[:, :, None], axis=2)
+                win = (positions == arg[:, :, i, j, None]) * g[:, :, None]  # g at the argmax, 0 elsewhere
                 dxpad[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw] += win.reshape(n, c, kh, kw)
             else:
                 dxpad[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw] += g[:, :, None, None] / (kh * kw)

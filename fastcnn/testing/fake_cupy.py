@@ -19,6 +19,8 @@ Strict the way CuPy is:
   are ``asarray`` (host -> device) and ``.get()`` / ``asnumpy`` (device -> host);
 * reductions return 0-d device arrays, not numpy scalars; ``float()`` / ``int()`` of
   a one-element array is allowed (CuPy allows it: a synchronising copy);
+* out-of-range integer-array indices wrap around (``a[idx]``, ``take_along_axis``), as CuPy's do
+  where NumPy raises: a wrong label picks another class instead of failing;
 * ``.data`` is a memory pointer (``.ptr``), as CuPy's ``MemoryPointer``; the array
   interface (version 3) names a stream (``1``, CUDA's legacy default stream, as CuPy does
   on its null stream);
@@ -34,7 +36,7 @@ Strict the way CuPy is:
   cuBLAS cannot take as it is), copies (``copy``, ``astype``, ``ascontiguousarray`` or
   ``reshape`` / ``ravel`` that must copy), ``fill``, ``zeros`` / ``ones`` / ``full`` / ``arange``
   (a fill kernel; ``empty`` is 0), fancy indexing and assignment to a slice (a gather / scatter /
-  copy kernel), ``take_along_axis`` (an ``arange`` per other axis + a gather, as CuPy writes it),
+  copy kernel; 2k with k index arrays, flattened first), ``take_along_axis`` (an ``arange`` per other axis + a gather, as CuPy writes it),
   random draws, ``concatenate`` / ``stack``, ``where``, ``clip``; a numba-cuda kernel launched on
   stand-in arrays (``kernels/cuda/launch.sim_args`` reports it through ``count_launch``), and a
   custom kernel (``ElementwiseKernel``, ``ReductionKernel``, ``RawKernel``). Views (``reshape``
@@ -66,6 +68,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import functools
 import os
 import weakref
 from types import SimpleNamespace
@@ -81,7 +84,8 @@ IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. Please use `.g
 
 #: Names of this module that real CuPy does not have: the stand-in's own machinery.
 STANDIN_ONLY = ("BANNER", "IMPLICIT", "STANDIN_ONLY", "COUNTERS", "counters", "reset_counters", "counting",
-                "count_launch", "register_twin", "FUNCTIONS", "METHODS")
+                "count_launch", "register_twin", "FUNCTIONS", "METHODS",
+                "cupyx")  # CuPy's cupyx is a package of its own: backend.scatter_add finds the stand-in's here
 
 # dtypes and constants: CuPy re-exports numpy's
 float16, float32, float64 = np.float16, np.float32, np.float64
@@ -127,9 +131,9 @@ def _sync() -> None:
     _counts["syncs"] += 1
 
 
-def _d2h(nbytes: int) -> None:
-    """A blocking device -> host copy: a transfer and a synchronisation."""
-    _counts["syncs"] += 1
+def _d2h(nbytes: int, sync: bool = True) -> None:
+    """A device -> host copy: a transfer and (when blocking) a synchronisation."""
+    _counts["syncs"] += int(sync)
     _counts["d2h"] += 1
     _counts["d2h_bytes"] += int(nbytes)
 
@@ -144,6 +148,11 @@ def _numba_syncs_on_interface() -> bool:
     array handed to a kernel (unless NUMBA_CUDA_ARRAY_INTERFACE_SYNC=0)."""
     if os.environ.get("NUMBA_CUDA_ARRAY_INTERFACE_SYNC", "1") == "0":
         return False
+    return _old_numba_cuda()
+
+
+@functools.lru_cache(maxsize=1)
+def _old_numba_cuda() -> bool:
     try:
         from importlib.metadata import version
 
@@ -163,7 +172,7 @@ def count_launch(n: int = 1, arrays=()) -> None:
 
 
 # --- the memory pool: live bytes of the arrays this module allocated -----------------------------
-class MemoryPool:
+class _MemoryPool:
     """``used_bytes()``: bytes held by live device arrays; ``total_bytes()``: the most ever held
     (a pool that caches every freed block, as CuPy's does until ``free_all_blocks()``)."""
 
@@ -198,10 +207,10 @@ class MemoryPool:
         self._total = self._used
 
 
-_pool = MemoryPool()
+_pool = _MemoryPool()
 
 
-def get_default_memory_pool() -> MemoryPool:
+def get_default_memory_pool() -> _MemoryPool:
     return _pool
 
 
@@ -257,10 +266,33 @@ def _index(idx):
     return idx
 
 
+def _wrapped(idx, shape):
+    """Integer-array indices taken modulo their axis, as CuPy does (it wraps out-of-bounds indices
+    around where NumPy raises: a wrong label silently picks another class on a GPU)."""
+    parts = idx if isinstance(idx, tuple) else (idx,)
+    if any(p is None or p is Ellipsis for p in parts) or len(parts) > len(shape):
+        return idx
+    out, axis = [], 0
+    for p in parts:
+        if isinstance(p, np.ndarray) and p.dtype.kind in "iu" and shape[axis]:
+            p = p % shape[axis]
+        out.append(p)
+        axis += p.ndim if isinstance(p, np.ndarray) and p.dtype == np.bool_ else 1
+    return tuple(out) if isinstance(idx, tuple) else out[0]
+
+
 def _is_basic(idx) -> bool:
     """Basic indexing (ints, slices, None, Ellipsis): the result is a view."""
     parts = idx if isinstance(idx, tuple) else (idx,)
     return all(p is None or p is Ellipsis or isinstance(p, (slice, int, np.integer)) for p in parts)
+
+
+def _fancy_cost(idx) -> int:
+    """Kernels CuPy issues for an index: one copy / gather / scatter, and with k > 1 integer index
+    arrays first a multiply per array and an add per pair to flatten them (k + (k - 1) + 1 = 2k)."""
+    parts = idx if isinstance(idx, tuple) else (idx,)
+    k = builtins.sum(1 for p in parts if isinstance(p, (np.ndarray, list)) and np.asarray(p).dtype.kind in "iu")
+    return 1 if k <= 1 else 2 * k
 
 
 def _has_mask(idx) -> bool:
@@ -347,15 +379,16 @@ METHODS = ("reshape", "transpose", "sum", "mean", "max", "min", "argmax", "argmi
            "swapaxes", "nonzero", "round")
 
 
-class MemoryPointer:
-    """What ``ndarray.data`` is in CuPy: a pointer into device memory (here: the host address)."""
+class _MemoryPointer:
+    """What ``ndarray.data`` is in CuPy: ``MemoryPointer(mem, offset)``, a pointer into device memory
+    (here: a host address); ``.ptr`` is the address, ``.mem`` the allocation it points into."""
 
     __slots__ = ("ptr", "device_id", "mem")
 
-    def __init__(self, ptr: int, mem=None):
-        self.ptr = int(ptr)
-        self.device_id = 0
+    def __init__(self, mem, offset):
         self.mem = mem
+        self.ptr = (mem.__array_interface__["data"][0] if mem.size else 0) + int(offset)
+        self.device_id = 0
 
 
 class ndarray:  # noqa: N801  (CuPy's name)
@@ -377,8 +410,9 @@ class ndarray:  # noqa: N801  (CuPy's name)
                         f"call the backend's xp.{func.__name__}, or move it to the host with .get()")
 
     def get(self, stream=None, order="C", out=None, blocking=True):
-        """A numpy copy of the array (device -> host)."""
-        _d2h(self._a.nbytes)
+        """A numpy copy of the array (device -> host); ``blocking=False`` does not
+        wait for the device, as in CuPy."""
+        _d2h(self._a.nbytes, sync=blocking)
         if out is not None:
             out[...] = self._a
             return out
@@ -428,10 +462,12 @@ class ndarray:  # noqa: N801  (CuPy's name)
     T = property(lambda self: _wrap(self._a.T))
 
     @property
-    def data(self) -> MemoryPointer:
+    def data(self) -> _MemoryPointer:
         """The memory pointer (CuPy's ``MemoryPointer``): ``.ptr`` is the first element's address."""
-        a = self._a
-        return MemoryPointer(a.__array_interface__["data"][0] if a.size else 0, _root(a))
+        a, root = self._a, _root(self._a)
+        if not a.size:
+            return _MemoryPointer(root, 0)
+        return _MemoryPointer(root, a.__array_interface__["data"][0] - root.__array_interface__["data"][0])
 
     @property
     def __cuda_array_interface__(self) -> dict:
@@ -449,18 +485,19 @@ class ndarray:  # noqa: N801  (CuPy's name)
         return (_wrap(v) for v in self._a)
 
     def __getitem__(self, idx):
-        i = _index(idx)
+        i = _wrapped(_index(idx), self._a.shape)
         r = self._a[i]
         if not _is_basic(i):
-            _launch()  # a gather kernel
+            _launch(_fancy_cost(i))  # a gather kernel (after flattening several index arrays)
             if _has_mask(i):  # the size of the result is read back first
                 _launch(2)
                 _d2h(8)
         return _wrap(r)
 
     def __setitem__(self, idx, value):
-        _launch()  # a copy / fill / scatter kernel
-        self._a[_index(idx)] = _dev(value)
+        i = _wrapped(_index(idx), self._a.shape)
+        _launch(_fancy_cost(i))  # a copy / fill / scatter kernel
+        self._a[i] = _dev(value)
 
     def astype(self, dtype, order="K", casting=None, subok=None, copy=True):
         if not copy and self._a.dtype == np.dtype(dtype):
@@ -496,7 +533,8 @@ for _n in METHODS:
 for _n in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or", "xor"):
     setattr(ndarray, f"__{_n}__", _binop(f"__{_n}__"))
     setattr(ndarray, f"__r{_n}__", _binop(f"__r{_n}__"))
-    setattr(ndarray, f"__i{_n}__", _inplace(f"__i{_n}__"))
+    if _n != "matmul":  # CuPy 13 has no in-place matmul (a @= b)
+        setattr(ndarray, f"__i{_n}__", _inplace(f"__i{_n}__"))
 for _n in ("lt", "le", "gt", "ge", "eq", "ne"):
     setattr(ndarray, f"__{_n}__", _binop(f"__{_n}__"))
 del _n
@@ -556,7 +594,7 @@ def array(obj, dtype=None, copy=True, order="K", subok=False, ndmin=0, *, blocki
 def asnumpy(a, stream=None, order="C", out=None, *, blocking=True):
     """A numpy array for a device (or host) array."""
     if isinstance(a, ndarray):
-        return a.get(order=order, out=out)
+        return a.get(stream=stream, order=order, out=out, blocking=blocking)
     return np.asarray(a, order=order)
 
 
@@ -594,7 +632,6 @@ _FUNCTION_COST = {
     "dot": lambda a, b, *r, **k: 1 + _gemm_copies(a, b),
     "tensordot": lambda a, b, axes=2: 1 + _tensordot_copies(a, b, axes),
     "einsum": lambda *ops, **k: 1 + _gemm_copies(*[o for o in ops if isinstance(o, np.ndarray)]),
-    "take_along_axis": lambda a, indices, axis: max(1, a.ndim),
     "argsort": 2, "argpartition": 2, "allclose": 2, "array_equal": 2, "pad": 2,
 }
 
@@ -626,12 +663,23 @@ def _function(name):
 FUNCTIONS = ("empty", "zeros", "ones", "full", "empty_like", "zeros_like", "ones_like", "full_like",
              "arange", "concatenate", "stack", "matmul", "tensordot", "einsum", "dot", "multiply",
              "add", "subtract", "divide", "sqrt", "exp", "log", "abs", "maximum", "minimum", "where",
-             "take_along_axis", "put_along_axis", "argsort", "argpartition", "argmax", "ascontiguousarray",
+             "argsort", "argpartition", "argmax", "ascontiguousarray",
              "clip", "sum", "mean", "isfinite", "isnan", "allclose", "array_equal", "pad", "square",
              "log1p", "expm1", "tanh", "sign")
 for _n in FUNCTIONS:
     globals()[_n] = _function(_n)
 del _n
+
+
+def take_along_axis(a, indices, axis):
+    """As CuPy writes it: an ``arange`` per other axis, then one fancy-indexing gather, whose
+    out-of-range indices wrap around (NumPy raises)."""
+    aa, ia = _dev(a), _dev(indices)
+    if isinstance(aa, np.ndarray) and isinstance(ia, np.ndarray) and axis is not None and aa.shape[axis]:
+        ia = ia % aa.shape[axis]
+    r = np.take_along_axis(aa, ia, axis)
+    _launch(max(1, aa.ndim))
+    return _wrap(r)
 
 
 #: type information, the same objects as NumPy's (as in CuPy): host values, no device array.
@@ -774,7 +822,7 @@ class RawKernel:
 
 
 # --- random: cupy.random.default_rng draws on the device -----------------------------------------
-class Generator:
+class _Generator:
     """CuPy's ``cupy.random.Generator`` (the methods fastcnn uses, with CuPy's keywords);
     NumPy's bit generator underneath, so the numbers differ from CuPy's (XORWOW)."""
 
@@ -802,14 +850,14 @@ class Generator:
 
 
 def _default_rng(seed=None):
-    return Generator(seed)
+    return _Generator(seed)
 
 
-random = SimpleNamespace(default_rng=_default_rng, Generator=Generator)
+random = SimpleNamespace(default_rng=_default_rng, Generator=_Generator)
 
 
 # --- cuda: one fake device, one stream ------------------------------------------------------------
-class Stream:
+class _Stream:
     """A stream; work is done when it is queued, so synchronising only counts."""
 
     def __init__(self, null=False, non_blocking=False, ptds=False):
@@ -819,10 +867,10 @@ class Stream:
         _sync()
 
 
-_stream = Stream(null=True)
+_stream = _Stream(null=True)
 
 
-class Device:
+class _Device:
     """``cupy.cuda.Device(device=None)``: the one device, 0."""
 
     def __init__(self, device=None):
@@ -838,9 +886,9 @@ def _device_count() -> int:
     return 1
 
 
-def _device_properties(i: int) -> dict:
-    if i != 0:
-        raise RuntimeError(f"fake_cupy has one device (0), not {i}")
+def _device_properties(device: int) -> dict:
+    if device != 0:
+        raise RuntimeError(f"fake_cupy has one device (0), not {device}")
     return {"name": b"fake_cupy (NumPy, no GPU)", "totalGlobalMem": 0}
 
 
@@ -848,9 +896,10 @@ cuda = SimpleNamespace(
     runtime=SimpleNamespace(getDeviceCount=_device_count, getDeviceProperties=_device_properties,
                             deviceSynchronize=_sync),
     get_current_stream=lambda device_id=-1: _stream,
-    Stream=Stream,
-    Device=Device,
-    MemoryPointer=MemoryPointer,
+    Stream=_Stream,
+    Device=_Device,
+    MemoryPointer=_MemoryPointer,
+    MemoryPool=_MemoryPool,
 )
 
 

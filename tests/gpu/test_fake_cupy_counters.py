@@ -38,6 +38,9 @@ def test_transfers_and_syncs():
         with cp.counting() as c:
             leave()
         assert (c["d2h"], c["syncs"], c["d2h_bytes"]) == (1, 1, nbytes)
+    with cp.counting() as c:
+        cp.asnumpy(a, blocking=False)  # CuPy: asynchronous, the caller orders the stream
+    assert (c["d2h"], c["syncs"]) == (1, 0)
     for sync in (cp.cuda.get_current_stream().synchronize, cp.cuda.Device().synchronize,
                  cp.cuda.runtime.deviceSynchronize):
         with cp.counting() as c:
@@ -161,3 +164,37 @@ def test_numba_kernel_launch_on_stand_in_arrays_counts_one():
     assert r.returncode == 0, r.stderr[-3000:]
     c = json.loads(r.stdout.strip().splitlines()[-1])
     assert c["launches"] == 1 and c["d2h"] == 0 and c["h2d"] == 0, c
+
+
+def test_indexing_with_several_index_arrays_counts_the_flattening():
+    """CuPy flattens k integer index arrays (k multiplies, k - 1 adds) before the gather / scatter."""
+    a = cp.zeros((4, 5), dtype=np.float32)
+    rows, cols = cp.arange(4), cp.asarray(np.array([0, 1, 2, 3]))
+    with cp.counting() as c:
+        a[rows, cols]
+    assert c["launches"] == 4
+    with cp.counting() as c:
+        a[rows, cols] = 1.0
+    assert c["launches"] == 4
+    with cp.counting() as c:
+        a[cols]
+        a[1:3] = 2.0
+    assert c["launches"] == 2
+
+
+def test_an_old_numba_cuda_is_charged_a_sync_per_array(monkeypatch):
+    """numba-cuda before 0.25 synchronises the interface stream of every CuPy array a kernel gets."""
+    a, b = cp.zeros(3, dtype=np.float32), cp.zeros(3, dtype=np.float32)
+    monkeypatch.setattr(cp, "_old_numba_cuda", lambda: True)
+    with cp.counting() as c:
+        cp.count_launch(1, arrays=(a, b))
+    assert c["launches"] == 1 and c["syncs"] == 2
+    monkeypatch.setenv("NUMBA_CUDA_ARRAY_INTERFACE_SYNC", "0")
+    with cp.counting() as c:
+        cp.count_launch(1, arrays=(a, b))
+    assert c["syncs"] == 0
+    monkeypatch.setattr(cp, "_old_numba_cuda", lambda: False)
+    monkeypatch.delenv("NUMBA_CUDA_ARRAY_INTERFACE_SYNC")
+    with cp.counting() as c:
+        cp.count_launch(1, arrays=(a, b))
+    assert c == {**dict.fromkeys(cp.COUNTERS, 0), "launches": 1}
