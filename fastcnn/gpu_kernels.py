@@ -531,8 +531,9 @@ def kernel(xp, name: str, dtype=None):
             inp, out = (re.sub(r"\bT\b", dt.name, s) for s in (inp, out))
             op = f"typedef {_CTYPE[dt.name]} T;\n" + op
             full += f"_{dt.name}"
-        if hasattr(xp, "register_twin"):
-            xp.register_twin(full, twin)
+        register = getattr(xp, "register_twin", None)  # the stand-in's only (CuPy has no twins)
+        if register is not None:
+            register(full, twin)
         k = _built[key] = xp.ElementwiseKernel(inp, out, op, full, preamble=PREAMBLE)
     return k
 
