@@ -162,8 +162,8 @@ def table(out: Path) -> str:
         "smoothing, augmentation, EMA); the README's loop: its model, Adam, batch 128, steps 3–12. "
         "A launch is one kernel or library call on the device (the stand-in's model: every "
         "element-wise operation, reduction, GEMM, copy, fill, gather, random draw, custom or "
-        "numba-cuda kernel; views are free). *Before* is the code of this repository before the lean "
-        "step, counted the same way: under the stand-in without Numba's simulator its `auto` "
+        "numba-cuda kernel; views are free). *Before* is the code before the lean step (with the "
+        "stand-in's counters and fixes: branch gpu-standin at 89c9264), counted the same way: under the stand-in without Numba's simulator its `auto` "
         "convolution ran the im2col/einsum algorithms (the 'cuda' algorithm's numba-cuda launches, "
         "each also a host synchronisation before numba-cuda 0.25, are not in those counts). The "
         "test asserting the budget: tests/gpu/test_launch_budget.py.", "", *rows, *up, ""])
