@@ -1,4 +1,4 @@
-"""Data augmentation on the fly, per batch, on the CPU (vectorised NumPy).
+"""Data augmentation on the fly, per batch: on the CPU (vectorised NumPy), and on a GPU for the affine transforms.
 
     aug = Augmenter("shift=0.1,rotate=10,noise")   # or parse_spec(...) -> {"shift": 0.1, ...}
     xb_aug = aug(xb_uint8, rng)                    # (B, H, W) or (B, 1, H, W) uint8 -> same shape
@@ -20,6 +20,8 @@ bilinear interpolation, zero outside): a pure integer shift moves pixels exactly
 and, with ``mistakes=True``, adds augmented copies of the training images the
 model got wrong (checked at the start of each epoch after the first) to that
 epoch's batches — the batch count stays the same, the batches grow a little.
+When the images are on a GPU and the spec is affine only (no blur, noise or mistakes), each
+batch is gathered, warped and normalised there in one kernel, the same bits as on the host.
 """
 from __future__ import annotations
 
