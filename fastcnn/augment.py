@@ -1,4 +1,4 @@
-"""Data augmentation on the fly, per batch, on the CPU (vectorised NumPy).
+"""Data augmentation on the fly, per batch: on the CPU (vectorised NumPy), and on a GPU for the affine transforms.
 
     aug = Augmenter("shift=0.1,rotate=10,noise")   # or parse_spec(...) -> {"shift": 0.1, ...}
     xb_aug = aug(xb_uint8, rng)                    # (B, H, W) or (B, 1, H, W) uint8 -> same shape
@@ -20,6 +20,8 @@ bilinear interpolation, zero outside): a pure integer shift moves pixels exactly
 and, with ``mistakes=True``, adds augmented copies of the training images the
 model got wrong (checked at the start of each epoch after the first) to that
 epoch's batches — the batch count stays the same, the batches grow a little.
+When the images are on a GPU and the spec is affine only (no blur, noise or mistakes), each
+batch is gathered, warped and normalised there in one kernel, the same bits as on the host.
 """
 from __future__ import annotations
 
@@ -27,8 +29,10 @@ import math
 
 import numpy as np
 
+from . import gpu_kernels
 from .backend import array_module, as_numpy, to_device
 from .data.loader import BatchIterator, normalize
+from .gpu_kernels import warp_inverse
 from .inference import predict_logits
 
 DEFAULTS = {"shift": 0.1, "translate": 2.0, "rotate": 10.0, "scale": 0.1, "squeeze": 0.1, "noise": 0.05, "blur": 1.0}
@@ -80,32 +84,7 @@ def affine_warp(x: np.ndarray, m: np.ndarray, t: np.ndarray) -> np.ndarray:
     m: (B, 2, 2) acting on (col, row) coordinates; t: (B, 2) translation (dx, dy) in pixels.
     Returns float32 (B, H, W).
     """
-    b, h, w = x.shape
-    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
-    inv = np.linalg.inv(m.astype(np.float64))  # (B, 2, 2)
-    jj, ii = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
-    u = jj[None] - cx - t[:, 0, None, None]
-    v = ii[None] - cy - t[:, 1, None, None]
-    sx = inv[:, 0, 0, None, None] * u + inv[:, 0, 1, None, None] * v + cx
-    sy = inv[:, 1, 0, None, None] * u + inv[:, 1, 1, None, None] * v + cy
-    sx = np.round(sx, 9)  # so an exact integer shift stays exact
-    sy = np.round(sy, 9)
-    x0 = np.floor(sx).astype(np.int64)
-    y0 = np.floor(sy).astype(np.int64)
-    fx = (sx - x0).astype(np.float32)
-    fy = (sy - y0).astype(np.float32)
-    pad = np.zeros((b, h + 2, w + 2), np.float32)
-    pad[:, 1:-1, 1:-1] = x
-    # clip to the zero border: anything outside samples zeros
-    bi = np.arange(b)[:, None, None]
-
-    def at(yy, xx):
-        inside = (yy >= -1) & (yy <= h) & (xx >= -1) & (xx <= w)
-        return np.where(inside, pad[bi, np.clip(yy + 1, 0, h + 1), np.clip(xx + 1, 0, w + 1)], 0.0)
-
-    out = (at(y0, x0) * (1 - fx) * (1 - fy) + at(y0, x0 + 1) * fx * (1 - fy)
-           + at(y0 + 1, x0) * (1 - fx) * fy + at(y0 + 1, x0 + 1) * fx * fy)
-    return out.astype(np.float32)
+    return warp_inverse(x, np.linalg.inv(m.astype(np.float64)), t)
 
 
 def gaussian_blur(x: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -131,6 +110,40 @@ class Augmenter:
     def __repr__(self):
         return "Augmenter(" + ",".join(f"{k}={v:g}" for k, v in self.ops.items()) + ")"
 
+    def affine(self, b: int, h: int, w: int, rng: np.random.Generator):
+        """The affine part's random maps for a batch of ``b`` images h×w: (m (b, 2, 2), t (b, 2)), drawn
+        from ``rng`` in the order ``__call__`` draws them; None when the spec has no affine transform."""
+        ops = self.ops
+        if not any(o in ops for o in _AFFINE):
+            return None
+        m = np.tile(np.eye(2), (b, 1, 1))
+        t = np.zeros((b, 2))
+        if "squeeze" in ops:
+            q = ops["squeeze"]
+            m = m * rng.uniform(1 - q, 1 + q, (b, 1, 2))  # scales the columns: x and y factors
+        if "scale" in ops:
+            s = ops["scale"]
+            m = m * rng.uniform(1 - s, 1 + s, (b, 1, 1))
+        if "rotate" in ops:
+            a = np.deg2rad(rng.uniform(-ops["rotate"], ops["rotate"], b))
+            c, s_ = np.cos(a), np.sin(a)
+            rot = np.stack([np.stack([c, -s_], -1), np.stack([s_, c], -1)], -2)
+            m = rot @ m
+        if "shift" in ops:
+            mx, my = int(round(ops["shift"] * w)), int(round(ops["shift"] * h))
+            t[:, 0] = rng.integers(-mx, mx + 1, b)
+            t[:, 1] = rng.integers(-my, my + 1, b)
+        if "translate" in ops:
+            p = int(ops["translate"])
+            t[:, 0] = rng.integers(-p, p + 1, b)
+            t[:, 1] = rng.integers(-p, p + 1, b)
+        return m, t
+
+    @property
+    def affine_only(self) -> bool:
+        """Whether every transform is affine (then the device can run it: AugmentedBatchIterator)."""
+        return bool(self.ops) and all(o in _AFFINE for o in self.ops)
+
     def __call__(self, x, rng: np.random.Generator) -> np.ndarray:
         x = np.asarray(x)
         if x.dtype != np.uint8:
@@ -147,29 +160,9 @@ class Augmenter:
             return x.reshape(shape).copy()
         ops = self.ops
         y = None
-        if any(o in ops for o in _AFFINE):
-            m = np.tile(np.eye(2), (b, 1, 1))
-            t = np.zeros((b, 2))
-            if "squeeze" in ops:
-                q = ops["squeeze"]
-                m = m * rng.uniform(1 - q, 1 + q, (b, 1, 2))  # scales the columns: x and y factors
-            if "scale" in ops:
-                s = ops["scale"]
-                m = m * rng.uniform(1 - s, 1 + s, (b, 1, 1))
-            if "rotate" in ops:
-                a = np.deg2rad(rng.uniform(-ops["rotate"], ops["rotate"], b))
-                c, s_ = np.cos(a), np.sin(a)
-                rot = np.stack([np.stack([c, -s_], -1), np.stack([s_, c], -1)], -2)
-                m = rot @ m
-            if "shift" in ops:
-                mx, my = int(round(ops["shift"] * w)), int(round(ops["shift"] * h))
-                t[:, 0] = rng.integers(-mx, mx + 1, b)
-                t[:, 1] = rng.integers(-my, my + 1, b)
-            if "translate" in ops:
-                p = int(ops["translate"])
-                t[:, 0] = rng.integers(-p, p + 1, b)
-                t[:, 1] = rng.integers(-p, p + 1, b)
-            y = affine_warp(x, m, t)
+        affine = self.affine(b, h, w, rng)
+        if affine is not None:
+            y = affine_warp(x, *affine)
         if "blur" in ops:
             y = gaussian_blur(x.astype(np.float32) if y is None else y, rng.uniform(0, ops["blur"], b))
         if "noise" in ops:
@@ -207,7 +200,46 @@ class AugmentedBatchIterator(BatchIterator):
         self.last_mistakes = int(len(wrong))
         return wrong[: len(xh)]
 
+    def _on_device(self) -> bool:
+        """Whether the batches can be augmented where the images live (a GPU): affine transforms only,
+        one-channel uint8 images already on the device, no mistakes to find."""
+        x = self.x
+        return (self.xp is not np and array_module(x) is self.xp and not self.mistakes
+                and self.augmenter is not None and self.augmenter.affine_only and x.dtype == np.uint8
+                and (x.ndim == 3 or (x.ndim == 4 and x.shape[1] == 1)))
+
+    def _device_batches(self, step: int):
+        """The batches of ``_batches``, the same images bit for bit, made on the device: the epoch's order
+        and every image's inverse map and shift are drawn on the host as ``_batches`` draws them and
+        uploaded once per epoch; each batch is then one kernel (gather, warp, round, normalise:
+        gpu_kernels warp_norm) and one label gather — no transfer, no host round trip per step."""
+        xp, n, b, nb = self.xp, len(self.x), self.batch_size, len(self)
+        h, w = self.x.shape[-2:]
+        perm = np.random.default_rng(self.seed + self.epoch).permutation(n) if self.shuffle else np.arange(n)
+        affine = np.zeros((n, 6))
+        for i in range(step, nb):
+            lo, hi = i * b, min((i + 1) * b, n)
+            m, t = self.augmenter.affine(hi - lo, h, w, np.random.default_rng([self.seed, self.epoch, i]))
+            affine[lo:hi, :4] = np.linalg.inv(m.astype(np.float64)).reshape(-1, 4)
+            affine[lo:hi, 4:] = t
+        pdev, adev = to_device(perm, xp), to_device(affine, xp)
+        dt = np.dtype(self.dtype)
+        scale, shift = dt.type(1.0 / (255.0 * self.std)), dt.type(-self.mean / self.std)
+        warp = gpu_kernels.kernel(xp, "warp_norm", dt)
+        x = xp.ascontiguousarray(self.x)
+        y_here = array_module(self.y) is xp
+        for i in range(step, nb):
+            lo, hi = i * b, min((i + 1) * b, n)
+            xb = xp.empty((hi - lo, 1, h, w), dt)
+            warp(x, pdev, adev, lo, h, w, scale, shift, xb)
+            yb = self.y[pdev[lo:hi]] if y_here else to_device(as_numpy(self.y)[perm[lo:hi]], xp)
+            yield xb, yb.astype(np.int64, copy=False)
+        self.epoch += 1
+
     def _batches(self, step: int):
+        if self._on_device():
+            yield from self._device_batches(step)
+            return
         n, b, nb = len(self.x), self.batch_size, len(self)
         perm = np.random.default_rng(self.seed + self.epoch).permutation(n) if self.shuffle else np.arange(n)
         extra = np.empty(0, np.int64)

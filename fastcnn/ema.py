@@ -25,7 +25,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import backend
+from . import backend, gpu_kernels
+from .nn import flat as flat_params
 
 
 class EMA:
@@ -40,7 +41,29 @@ class EMA:
             raise ValueError(f"EMA decay must be in (0, 1), e.g. 0.999; got {decay}")
         self.model, self.decay, self.warmup = model, decay, bool(warmup)
         self.updates = 0
-        self.shadow = [a.copy() for a in self._arrays()]
+        self._flat = self._flat_shadow()
+        if self._flat is None:
+            self.shadow = [a.copy() for a in self._arrays()]
+
+    def _flat_shadow(self):
+        """On the GPU, when the model's weights and buffers are one flat buffer (fastcnn.nn.flat):
+        one flat shadow, ``self.shadow`` being its views, so ``update()`` is one kernel."""
+        flat = flat_params.for_model(self.model) if hasattr(self.model, "layers") else None
+        if flat is None or [id(a) for a in flat.arrays()] != [id(a) for a in self._arrays()]:
+            return None
+        data = flat.data.copy()
+        self.shadow, o = [], 0
+        for a in flat.arrays():
+            self.shadow.append(data[o:o + a.size].reshape(a.shape))
+            o += a.size
+        return flat, data
+
+    def compile_kernels(self) -> None:
+        """Compile the GPU update kernel now (on one-element scratch arrays; nothing changes)."""
+        if self._flat is not None:
+            xp = backend.array_module(self._flat[1])
+            one = xp.zeros(1, self._flat[1].dtype)
+            gpu_kernels.kernel(xp, "ema")(one, 0.5, xp.zeros(1, one.dtype))
 
     def _arrays(self) -> list:
         """The live arrays averaged: every parameter's data, then every floating-point buffer."""
@@ -57,6 +80,11 @@ class EMA:
     def update(self) -> None:
         """s ← s − (1 − d)(s − w) for every shadow s of live array w (in place, no new arrays)."""
         d = self.current_decay()
+        if self._flat is not None and self._flat[0].valid():
+            flat, data = self._flat
+            gpu_kernels.kernel(backend.array_module(data), "ema")(flat.data, 1.0 - d, data)
+            self.updates += 1
+            return
         for s, w in zip(self.shadow, self._arrays()):
             s -= s.dtype.type(1.0 - d) * (s - w)
         self.updates += 1

@@ -83,7 +83,10 @@ def evaluate(model, x_uint8, y, batch_size: int = 1000, tta: int = 0) -> dict:
     logits = (tta_log_probs(model, x_uint8, tta, batch_size, model.dtype) if tta
               else predict_logits(model, x_uint8, batch_size, model.dtype))
     xp = backend.array_module(logits)
-    yd = backend.to_device(np.asarray(backend.as_numpy(y), dtype=np.int64), xp)
+    if backend.array_module(y) is xp and not isinstance(y, np.ndarray):  # already on the device
+        yd = y.astype(np.int64, copy=False)
+    else:
+        yd = backend.to_device(np.asarray(backend.as_numpy(y), dtype=np.int64), xp)
     loss = float(SoftmaxCrossEntropy().forward(logits, yd))
     acc = float((logits.argmax(axis=1) == yd).mean())
     return {"accuracy": acc, "loss": loss}

@@ -25,7 +25,8 @@ import math
 
 import numpy as np
 
-from . import backend
+from . import backend, gpu_kernels
+from .nn import flat as flat_params
 
 
 def _check_lr(lr):
@@ -65,10 +66,70 @@ class Optimizer:
     # --- the public interface -------------------------------------------------
     def step(self) -> None:
         """Update every parameter that has a gradient, in place."""
+        if self._flat_step():
+            return
         self.steps += 1
         for i, p in enumerate(self.params):
             if p.grad is not None:
                 self._update(i, p, p.data.dtype.type)
+
+    def compile_kernels(self) -> None:
+        """Compile the GPU update kernel now (on a one-element scratch buffer; nothing changes) and
+        allocate the flat state, so that neither happens inside a timed step. A no-op on the CPU."""
+        flat = self._flat_buffer()
+        if flat is not None:
+            self._flat_state(flat)
+            xp = backend.array_module(flat.data)
+            one = [xp.zeros(1, flat.data.dtype) for _ in range(4)]
+            self._flat_kernel(xp, *one, self.steps + 1)
+
+    # --- the GPU path: one kernel over the flat parameter buffer (fastcnn.nn.flat) -----
+    def _flat_buffer(self):
+        """The flat buffer holding these parameters as views (GPU arrays only), else None."""
+        if isinstance(self.params[0].data, np.ndarray):
+            return None
+        return flat_params.find(self.params)
+
+    def _flat_state(self, flat):
+        """One flat buffer per state name, the per-parameter entries of ``self.state`` being its views
+        (rebuilt, keeping their values, after load_state_dict or a move)."""
+        cached = getattr(self, "_flat_cache", None)
+        if cached is not None and cached[0] is flat and all(
+                self.state[n][i] is v for n, views in cached[2].items() for i, v in enumerate(views)):
+            return cached[1]
+        xp = backend.array_module(flat.data)
+        bufs, views = {}, {}
+        for n in self.state_names:
+            buf = xp.zeros(flat.n_params, flat.data.dtype)
+            vs, o = [], 0
+            for i, p in enumerate(self.params):
+                k = p.data.size
+                v = buf[o:o + k].reshape(p.data.shape)
+                old = self.state[n][i]
+                if old is not None and backend.array_module(old) is xp and old.dtype == v.dtype:
+                    v[...] = old  # on the device already (load_state_dict): no round trip
+                elif old is not None:
+                    v[...] = backend.to_device(backend.as_numpy(old).astype(v.dtype), xp)
+                self.state[n][i] = v
+                vs.append(v)
+                o += k
+            bufs[n], views[n] = buf, vs
+        self._flat_cache = (flat, bufs, views)
+        return bufs
+
+    def _flat_step(self) -> bool:
+        """On the GPU, with the parameters in one flat buffer: the whole step as one kernel."""
+        flat = self._flat_buffer()
+        if flat is None:
+            return False
+        self.steps += 1
+        bufs = self._flat_state(flat)
+        xp = backend.array_module(flat.data)
+        self._flat_kernel(xp, flat.grad, flat.params, *[bufs[n] for n in self.state_names], self.steps)
+        return True
+
+    def _flat_kernel(self, xp, g, w, *state_and_t):
+        raise NotImplementedError
 
     def zero_grad(self) -> None:
         """Set every gradient to zero, in place."""
@@ -192,6 +253,12 @@ class SGD(Optimizer):
         xp.multiply(g, f(lr), out=s)
         w -= s
 
+    def _flat_kernel(self, xp, g, w, *rest):
+        v = rest[0] if self.momentum else xp.empty(1, w.dtype)  # raw: not read without momentum
+        mode = 0 if not self.momentum else (2 if self.nesterov else 1)
+        gpu_kernels.kernel(xp, "sgd")(g, self.lr, self.lr * self.momentum, self.momentum, self.weight_decay,
+                                      mode, w, v)
+
     def _hyper(self):
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
                 "weight_decay": self.weight_decay}
@@ -253,6 +320,8 @@ class Adam(Optimizer):
         """Update every parameter that has a gradient, in place; on the CPU with one Numba loop
         per parameter (fastcnn.kernels.cpu.optim), bit for bit the array path's result, with
         the step's scalars computed once per dtype and each parameter's flat views kept."""
+        if self._flat_step():
+            return
         if not self.cpu_kernel:
             return super().step()
         from .kernels.cpu.optim import DECOUPLED, L2, NONE, adam_update
@@ -276,6 +345,15 @@ class Adam(Optimizer):
                 m, v = self._buf("m", i, p), self._buf("v", i, p)
                 f = flats[i] = (w, m, v, w.reshape(-1), m.reshape(-1), v.reshape(-1))
             adam_update(f[3], g.reshape(-1), f[4], f[5], s, mode)
+
+    def _flat_kernel(self, xp, g, w, m, v, t):
+        from .kernels.cpu.optim import DECOUPLED, L2, NONE
+
+        b1, b2 = self.betas
+        mode = (DECOUPLED if self.decoupled else L2) if self.weight_decay else NONE
+        gpu_kernels.kernel(xp, "adam")(g, b1, 1.0 - b1, b2, 1.0 - b2, self.lr / (1.0 - b1 ** t),
+                                       1.0 / math.sqrt(1.0 - b2 ** t), self.eps, self.weight_decay,
+                                       1.0 - self.lr * self.weight_decay, mode, w, m, v)
 
     def _constants(self, dtype):
         """The scalars of adam_update for this step, in ``dtype`` (cast one by one, as the array path does)."""

@@ -6,7 +6,7 @@ from . import backend, timing
 
 class Profiler:
     """Wraps every layer's forward and backward of a Sequential with a clock — the layers that
-    run (its fused plan on the CPU backend) — until ``close()`` (or the end of a ``with``
+    run (its fused plan: Numba's on the CPU backend, nn/gpu_fused.py's on a GPU) — until ``close()`` (or the end of a ``with``
     block) puts the layers' own methods back.
 
     On the GPU the device is synchronised before each reading, which slows the run
@@ -18,7 +18,7 @@ class Profiler:
         self.times = {}  # layer name -> [forward seconds, backward seconds, calls]
         params = model.parameters()
         on_cpu = not params or backend.array_module(params[0].data) is backend.np
-        self.layers = list(model.plan() if on_cpu else model.layers)
+        self.layers = list(model.plan(gpu=not on_cpu))
         for layer in self.layers:
             self._wrap(layer)
 

@@ -257,10 +257,13 @@ class Trainer:
         milestone and schedule watches the plain accuracy; ``tta`` (the final evaluation only:
         _record_tta) averages over image shifts and is reported in its own column."""
         t0 = time.perf_counter()
+        if getattr(self, "_eval_sets", None) is None:  # on a GPU: uploaded once per run, not per evaluation
+            sets = {"test": (self.data.x_test, self.data.y_test), "val": (getattr(self.data, "x_val", None),
+                                                                         getattr(self.data, "y_val", None))}
+            self._eval_sets = {k: (backend.to_device(x, self.xp), backend.to_device(np.asarray(y, np.int64), self.xp))
+                               for k, (x, y) in sets.items() if x is not None}
         with features.averaged(self.ema):
-            res = {"test": evaluate(self.model, self.data.x_test, self.data.y_test, tta=tta)}
-            if getattr(self.data, "x_val", None) is not None:
-                res["val"] = evaluate(self.model, self.data.x_val, self.data.y_val, tta=tta)
+            res = {k: evaluate(self.model, x, y, tta=tta) for k, (x, y) in self._eval_sets.items()}
         self.state["eval_seconds"] += time.perf_counter() - t0
         return res
 
@@ -324,7 +327,8 @@ class Trainer:
                     if self.schedule.per_batch:
                         self.schedule.step()
                     run_loss += loss
-                    run_correct += (logits.argmax(axis=1) == yb).sum()
+                    correct = self.loss_fn.correct  # counted by the GPU loss kernel (None on the CPU)
+                    run_correct += (logits.argmax(axis=1) == yb).sum() if correct is None else correct
                     s["step"] += 1
                     s["step_in_epoch"] += 1
                     run_n += len(yb)
@@ -407,6 +411,9 @@ class Trainer:
         with buffers_restored(self.model), on_first_compile(notice):
             self.loss_fn.forward(self.model.forward(xb), yb)
             self.model.backward(self.loss_fn.backward())
+        self.optimizer.compile_kernels()  # the GPU's update kernels compile here, not in a timed step
+        if self.ema is not None:
+            self.ema.compile_kernels()
         self.state["blas_threads"] = threads.COMPUTE_BLAS_THREADS if self.xp is np else None
         self.model.clear_cache()
         backend.synchronize(self.xp)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastcnn import gpu_kernels
 from fastcnn.backend import array_module, to_device
 
 MEAN, STD = 0.1307, 0.3081  # of MNIST's training pixels, scaled to [0, 1]
@@ -90,10 +91,26 @@ class BatchIterator:
         n, b = len(self.x), self.batch_size
         if self.shuffle:  # drawn on the host, moved to where x and y live
             perm = np.random.default_rng(self.seed + self.epoch).permutation(n)
-            px, py = (to_device(perm, array_module(a)) for a in (self.x, self.y))
+            px = to_device(perm, array_module(self.x))
+            py = px if array_module(self.y) is array_module(self.x) else to_device(perm, array_module(self.y))
+        fused = self.shuffle and self.xp is not np and array_module(self.x) is self.xp and self.x.dtype == np.uint8
         for i in range(step, len(self)):
             sl = slice(i * b, min((i + 1) * b, n))
+            if fused:  # on a GPU: gathered and normalised in one kernel
+                yield self._gather_normalised(px, sl), to_device(self.y[py[sl]], self.xp).astype(np.int64, copy=False)
+                continue
             xb, yb = (self.x[px[sl]], self.y[py[sl]]) if self.shuffle else (self.x[sl], self.y[sl])
             yield (normalize(xb, self.xp, self.dtype, self.mean, self.std),
                    to_device(yb, self.xp).astype(np.int64, copy=False))
         self.epoch += 1
+
+    def _gather_normalised(self, px, sl):
+        """normalize(x[px[sl]]) as one device kernel (fastcnn.gpu_kernels gather_norm), the same bits."""
+        xp, dt = self.xp, np.dtype(self.dtype)
+        if not self.x.flags.c_contiguous:  # once: the kernel indexes the images flat
+            self.x = xp.ascontiguousarray(self.x)
+        x = self.x
+        out = xp.empty((sl.stop - sl.start, *(x.shape[1:] if x.ndim == 4 else (1, *x.shape[1:]))), dt)
+        gpu_kernels.kernel(xp, "gather_norm", dt)(x, px, sl.start, out[0].size,
+                                              dt.type(1.0 / (255.0 * self.std)), dt.type(-self.mean / self.std), out)
+        return out

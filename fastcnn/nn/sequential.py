@@ -7,7 +7,9 @@ import numpy as np
 
 from .. import backend, files, threads
 from .activation import RELU_FAMILY, Sigmoid, Tanh
+from .flat import flatten
 from .fused import fuse_layers
+from .gpu_fused import gpu_fuse_layers
 from .module import Layer, Parameter, ShapeError
 
 _ACTIVATIONS = RELU_FAMILY + (Sigmoid, Tanh)
@@ -72,15 +74,17 @@ class Sequential(Layer):
             layer.reset_parameters(rng, scheme)
 
     # --- passes -----------------------------------------------------------------
-    def plan(self) -> list:
-        """The layers ``forward`` runs on the CPU backend: fused where ``fusion`` allows (rebuilt
-        when the layers, their algorithms, the forced algorithm or ``needs_input_grad`` change)."""
+    def plan(self, gpu: bool = False) -> list:
+        """The layers ``forward`` runs: fused where ``fusion`` allows (rebuilt when the layers, their
+        algorithms, the forced algorithm or ``needs_input_grad`` change); ``gpu``: the lean GPU
+        forms (nn/gpu_fused.py) instead of the CPU's Numba ones."""
         from .. import registry
 
-        key = (self.fusion, registry.forced("conv"), self.needs_input_grad,
+        key = (gpu, self.fusion, registry.forced("conv"), registry.forced("pool"), self.needs_input_grad,
                tuple((id(l), getattr(l, "algo", None)) for l in self.layers))
         if key != self._plan_key:
-            self._plan = fuse_layers(self.layers) if self.fusion else list(self.layers)
+            fuse = gpu_fuse_layers if gpu else fuse_layers
+            self._plan = fuse(self.layers) if self.fusion else list(self.layers)
             if self._plan and self._plan[0] is not self.layers[0]:
                 self._plan[0].needs_input_grad = self.needs_input_grad
             self._plan_key = key
@@ -105,8 +109,8 @@ class Sequential(Layer):
                             f"{ps[0].data.dtype}; cast the input (x.astype(...)) or the model "
                             f"(model.to(xp, dtype)) — fastcnn never casts silently")
         if type(x) is not np.ndarray:
-            self._ran = self.layers
-            for layer in self.layers:
+            self._ran = layers = self.plan(gpu=True)
+            for layer in layers:
                 x = layer.forward(x)
             return x
         self._ran = layers = self.plan()
@@ -158,8 +162,10 @@ class Sequential(Layer):
         return self
 
     def to(self, xp, dtype=None):
+        """Move (and cast) every layer; on a GPU the weights then live in one flat buffer (nn/flat.py)."""
         for layer in self.layers:
             layer.to(xp, dtype)
+        flatten(self)
         return self
 
     def clear_cache(self):

@@ -72,11 +72,20 @@ def sim_args(arrays) -> tuple:
     Call it exactly once per launch, in the launch expression: it also reports the launch to the
     stand-in's counters."""
     if not simulated():
-        return tuple(arrays)
+        return tuple(_unsynced(a) for a in arrays)
     foreign = [a for a in arrays if hasattr(a, "__cuda_array_interface__") and not hasattr(a, "copy_to_host")
                and not isinstance(a, np.ndarray)]
     _report_launch(foreign)
     return tuple(_cai_view(a) if any(a is f for f in foreign) else a for a in arrays)
+
+
+def _unsynced(a):
+    """A CuPy array as a Numba device array, without the host synchronisation numba-cuda (before 0.25)
+    makes on the stream named in ``__cuda_array_interface__``: the kernel is launched on CuPy's current
+    stream (``stream_for``), so it is ordered after the work that made the array without waiting."""
+    if type(a).__module__.split(".")[0] != "cupy":
+        return a
+    return cuda.from_cuda_array_interface(a.__cuda_array_interface__, owner=a, sync=False)
 
 
 def _report_launch(arrays) -> None:

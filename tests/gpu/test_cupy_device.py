@@ -195,6 +195,10 @@ def test_training_steps_match_numpy():
         cpu.backward(loss_c.backward())
         gpu.backward(loss_g.backward())
         for pc, pg in zip(cpu.parameters(), gpu.parameters()):
+            if np.abs(pc.grad).max() < 1e-6:  # the first conv's bias: batch norm follows, its gradient is 0
+                # (both sides are float32 rounding noise, ~1e-8, whose bits depend on summation order)
+                assert np.abs(cupy.asnumpy(pg.grad)).max() < 1e-6, pc.name
+                continue
             assert rel(pg.grad, pc.grad) <= 1e-4, pc.name
             pc.data -= np.float32(0.1) * pc.grad
             pg.data -= np.float32(0.1) * pg.grad
