@@ -251,6 +251,13 @@ class Trainer:
         self._saved = (self.state["step"], self._metrics())  # the checkpoint kept if the next one fails
 
     # --- evaluation ----------------------------------------------------------------
+    def evaluates_after(self, step_in_epoch: int, step: int) -> bool:
+        """Whether the run evaluates after ``step`` (``step_in_epoch`` steps into its epoch): on an
+        epoch's fifths by default (eval_points), else every eval_every steps and at each epoch's end."""
+        if self.eval_points is not None:
+            return step_in_epoch in self.eval_points
+        return step_in_epoch == self.steps_per_epoch or step % self.eval_every == 0
+
     def evaluate(self, tta: int = 0) -> dict:
         """{"test": {"accuracy", "loss"}} (and "val" with a validation split) of the weights in
         use (the EMA's with --ema). Evaluations during training are plain: every stop rule,
@@ -333,8 +340,7 @@ class Trainer:
                     s["step_in_epoch"] += 1
                     run_n += len(yb)
                     log_now = s["step"] % c.log_every == 0 or s["step_in_epoch"] == self.steps_per_epoch
-                    eval_now = (s["step_in_epoch"] in self.eval_points if self.eval_points is not None else
-                                s["step_in_epoch"] == self.steps_per_epoch or s["step"] % self.eval_every == 0)
+                    eval_now = self.evaluates_after(s["step_in_epoch"], s["step"])
                     synced = xp is np or log_now or eval_now  # train_seconds is read on these steps only
                     if xp is np and not math.isfinite(float(loss)):
                         self._diverged(float(loss))
