@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from ..kernels.cpu import norm as norm_kernels
 from .module import Layer, Parameter, ShapeError
 
 
@@ -50,13 +51,21 @@ class _BatchNorm(Layer):
                                  "need at least 2; train with batches of ≥ 2 samples (fastcnn train --batch-size; its "
                                  "loader drops a last batch of one sample), or call model.eval() to use the running "
                                  "statistics")
-            mean = x.mean(axis=self._axes)
-            var = x.var(axis=self._axes)
+            if xp is np and x.flags.c_contiguous:  # one Numba pass for the statistics, one for y
+                y, xhat, mean, var, inv_std = norm_kernels.batchnorm_forward(x, self.weight.data, self.bias.data,
+                                                                             self.eps)
+            else:
+                y = None
+                mean = x.mean(axis=self._axes)
+                var = x.var(axis=self._axes)
             mom = self.momentum
             self.running_mean *= 1 - mom
             self.running_mean += mom * mean
             self.running_var *= 1 - mom
             self.running_var += (mom * m / (m - 1)) * var
+            if y is not None:
+                self._xhat, self._inv_std = xhat, inv_std
+                return y
         else:
             mean, var = self.running_mean, self.running_var
         inv_std = 1 / xp.sqrt(var + x.dtype.type(self.eps))
@@ -66,6 +75,11 @@ class _BatchNorm(Layer):
 
     def backward(self, dy):
         xhat, inv_std, axes = self._xhat, self._inv_std, self._axes
+        if self.training and type(dy) is np.ndarray and dy.flags.c_contiguous and dy.shape == xhat.shape \
+                and dy.dtype == xhat.dtype:
+            dx, self.weight.grad[...], self.bias.grad[...] = norm_kernels.batchnorm_backward(
+                dy, xhat, self.weight.data, inv_std, self.needs_input_grad)
+            return dx
         self.bias.grad[...] = dy.sum(axis=axes)
         self.weight.grad[...] = (dy * xhat).sum(axis=axes)
         if not self.needs_input_grad:
