@@ -69,12 +69,19 @@ class _BatchNorm(Layer):
         else:
             mean, var = self.running_mean, self.running_var
         inv_std = 1 / xp.sqrt(var + x.dtype.type(self.eps))
+        if not self.training and xp is np and x.flags.c_contiguous:  # one Numba pass; backward: dy · γ/√(σ²+ε)
+            scale = (self.weight.data * inv_std).astype(x.dtype, copy=False)
+            self._xhat, self._inv_std, self._eval_input = None, inv_std, (x, mean)  # x̂ made if backward asks
+            return norm_kernels.batchnorm_eval(x, scale, (self.bias.data - mean * scale).astype(x.dtype, copy=False))
         xhat = (x - self._bshape(mean)) * self._bshape(inv_std)
         self._xhat, self._inv_std = xhat, inv_std
         return xhat * self._bshape(self.weight.data) + self._bshape(self.bias.data)
 
     def backward(self, dy):
         xhat, inv_std, axes = self._xhat, self._inv_std, self._axes
+        if xhat is None:  # evaluation mode's one-pass forward kept x and μ_run instead of x̂
+            x, mean = self._eval_input
+            xhat = (x - self._bshape(mean)) * self._bshape(inv_std)
         if self.training and type(dy) is np.ndarray and dy.flags.c_contiguous and dy.shape == xhat.shape \
                 and dy.dtype == xhat.dtype:
             dx, self.weight.grad[...], self.bias.grad[...] = norm_kernels.batchnorm_backward(
@@ -99,7 +106,7 @@ class _BatchNorm(Layer):
         return tuple(in_shape)
 
     def clear_cache(self):
-        self._xhat = self._inv_std = None
+        self._xhat = self._inv_std = self._eval_input = None
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"

@@ -9,6 +9,7 @@ m = N·L values:
     x̂ = (x − μ) / √(σ² + ε),  y = γ·x̂ + β.
 Backward, from dy:
     dβ = Σ dy,  dγ = Σ dy·x̂,  dx = γ/√(σ² + ε) · (dy − dβ/m − x̂·dγ/m).
+Evaluation mode is one pass, y = x·(γ/√(σ²_run + ε)) + (β − μ_run·γ/√(σ²_run + ε)).
 Serial: the arrays are small (tens of thousands of values a step) and a parallel region costs
 more than it saves.
 """
@@ -74,6 +75,17 @@ def _backward(dy, xhat, weight, inv_std, need_dx, dx, dweight, dbias):
                     xr[j] = k * (dr[j] - a - hr[j] * b)
 
 
+@njit(**OPTS)
+def _affine(x, scale, shift, y):
+    n, c, l = x.shape
+    for i in range(n):
+        for f in range(c):
+            xr, yr = x[i, f], y[i, f]
+            a, b = scale[f], shift[f]
+            for j in range(l):
+                yr[j] = xr[j] * a + b
+
+
 def _as3(a):
     return a.reshape(a.shape[0], a.shape[1], -1)
 
@@ -107,3 +119,19 @@ def batchnorm_backward(dy, xhat, weight, inv_std, need_dx):
     dweight, dbias = np.empty(dy.shape[1], dy.dtype), np.empty(dy.shape[1], dy.dtype)
     _backward(_as3(dy), _as3(xhat), weight, inv_std, bool(need_dx), _as3(dx), dweight, dbias)
     return (dx if need_dx else None), dweight, dbias
+
+
+def batchnorm_eval(x, scale, shift):
+    """Evaluation mode, one pass: y = x · scale + shift per channel, scale = γ/√(σ²_run + ε),
+    shift = β − μ_run · scale (C,); x (N, C, ...) C-contiguous."""
+    k = "batchnorm_eval"
+    if not x.flags.c_contiguous or x.ndim < 2:
+        checks.fail(k, f"x must be a C-contiguous array (N, C, ...), got shape {x.shape}")
+    checks.array(k, "x", x, x.ndim, "float")
+    checks.array(k, "scale", scale, 1, x.dtype)
+    checks.array(k, "shift", shift, 1, x.dtype)
+    checks.shape(k, "scale", scale, (x.shape[1],))
+    checks.shape(k, "shift", shift, (x.shape[1],))
+    y = np.empty_like(x)
+    _affine(_as3(x), scale, shift, _as3(y))
+    return y

@@ -51,3 +51,23 @@ def test_the_kernels_check_their_arguments():
         kernels.batchnorm_forward(x, np.ones(2, np.float32), np.zeros(3, np.float32), 1e-5)
     with pytest.raises(ValueError, match="C-contiguous"):
         kernels.batchnorm_backward(x[:, :, ::2], x[:, :, ::2], np.ones(3, np.float32), np.ones(3, np.float32), True)
+
+
+@pytest.mark.parametrize("cls, shape", [(nn.BatchNorm2d, (5, 3, 4, 6)), (nn.BatchNorm1d, (7, 9))])
+def test_evaluation_mode_kernel_agrees_forward_and_backward(cls, shape):
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal(shape) * 2 - 1).astype(np.float64)
+    dy = rng.standard_normal(shape)
+    fast, ref = _pair(cls, shape[1], np.float64)
+    for layer in (fast, ref):
+        layer.running_mean[...] = np.linspace(-1, 1, shape[1])
+        layer.running_var[...] = np.linspace(0.5, 2, shape[1])
+        layer.eval()
+    wide = np.empty(shape[:-1] + (2 * shape[-1],))[..., ::2]
+    wide[...] = x
+    np.testing.assert_allclose(fast.forward(x), ref.forward(wide), rtol=1e-12, atol=1e-12)
+    dyw = np.empty_like(wide)
+    dyw[...] = dy
+    np.testing.assert_allclose(fast.backward(dy), ref.backward(dyw), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fast.weight.grad, ref.weight.grad, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fast.bias.grad, ref.bias.grad, rtol=1e-12, atol=1e-12)
