@@ -90,16 +90,19 @@ def _as3(a):
     return a.reshape(a.shape[0], a.shape[1], -1)
 
 
+def _check_input(kernel, x, **per_channel):
+    """x a C-contiguous float array (N, C, ...); each per-channel vector (C,) of x's dtype."""
+    if type(x) is not np.ndarray or not x.flags.c_contiguous or x.ndim < 2:
+        checks.fail(kernel, f"x must be a C-contiguous array (N, C, ...), got {getattr(x, 'shape', type(x))}")
+    checks.array(kernel, "x", x, x.ndim, "float")
+    for name, v in per_channel.items():
+        checks.array(kernel, name, v, 1, x.dtype)
+        checks.shape(kernel, name, v, (x.shape[1],))
+
+
 def batchnorm_forward(x, weight, bias, eps):
     """x (N, C, ...) C-contiguous -> y, x̂ (shape of x), μ, σ² (biased), 1/√(σ² + ε) (C,)."""
-    k = "batchnorm_forward"
-    if not x.flags.c_contiguous or x.ndim < 2:
-        checks.fail(k, f"x must be a C-contiguous array (N, C, ...), got shape {x.shape}")
-    checks.array(k, "x", x, x.ndim, "float")
-    checks.array(k, "weight", weight, 1, x.dtype)
-    checks.array(k, "bias", bias, 1, x.dtype)
-    checks.shape(k, "weight", weight, (x.shape[1],))
-    checks.shape(k, "bias", bias, (x.shape[1],))
+    _check_input("batchnorm_forward", x, weight=weight, bias=bias)
     y, xhat = np.empty_like(x), np.empty_like(x)
     mean, var, inv_std = (np.empty(x.shape[1], x.dtype) for _ in range(3))
     _forward(_as3(x), weight, bias, float(eps), _as3(y), _as3(xhat), mean, var, inv_std)
@@ -124,14 +127,7 @@ def batchnorm_backward(dy, xhat, weight, inv_std, need_dx):
 def batchnorm_eval(x, scale, shift):
     """Evaluation mode, one pass: y = x · scale + shift per channel, scale = γ/√(σ²_run + ε),
     shift = β − μ_run · scale (C,); x (N, C, ...) C-contiguous."""
-    k = "batchnorm_eval"
-    if not x.flags.c_contiguous or x.ndim < 2:
-        checks.fail(k, f"x must be a C-contiguous array (N, C, ...), got shape {x.shape}")
-    checks.array(k, "x", x, x.ndim, "float")
-    checks.array(k, "scale", scale, 1, x.dtype)
-    checks.array(k, "shift", shift, 1, x.dtype)
-    checks.shape(k, "scale", scale, (x.shape[1],))
-    checks.shape(k, "shift", shift, (x.shape[1],))
+    _check_input("batchnorm_eval", x, scale=scale, shift=shift)
     y = np.empty_like(x)
     _affine(_as3(x), scale, shift, _as3(y))
     return y
