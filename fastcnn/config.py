@@ -14,6 +14,7 @@ more ``record=True`` field: filled by ``resolved``, saved, and frozen on resume.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field, fields
 
@@ -133,8 +134,8 @@ class TrainConfig:
 
         if self.backend not in backend.NAMES:
             bad(f"unknown backend {self.backend!r}: choose one of {', '.join(backend.NAMES)}")
-        if self.lr is not None and not self.lr > 0:
-            bad(f"learning rate must be > 0, got {self.lr}")
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
+            bad(f"learning rate must be > 0 and finite, got {self.lr}")
         if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
             bad(f"batch size must be an integer ≥ 1, got {self.batch_size}")
         if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
@@ -143,8 +144,8 @@ class TrainConfig:
             bad(f"target accuracy is a fraction in (0, 1], e.g. 0.97; got {self.target_acc}")
         if self.time_budget is not None and not self.time_budget > 0:
             bad(f"time budget must be > 0 seconds, got {self.time_budget}")
-        if self.weight_decay is not None and self.weight_decay < 0:
-            bad(f"weight decay must be ≥ 0, got {self.weight_decay}")
+        if self.weight_decay is not None and not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            bad(f"weight decay must be ≥ 0 and finite, got {self.weight_decay}")
         if not 0 <= self.val_fraction < 1:
             bad(f"validation fraction must be in [0, 1), got {self.val_fraction}")
         if (self.eval_every is not None and self.eval_every < 0) or self.log_every < 1:

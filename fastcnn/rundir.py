@@ -10,7 +10,7 @@ reader can tell a pair cut in the middle of its renames.
 
     model, name = load_weights("runs/lenet5-20260101-120000")   # or a bare model .npz
     model, cfg = load_model(run_dir, weights="best.npz")
-    cfg, state = load_checkpoint(run_dir)                       # what Trainer.resume needs
+    cfg, state, loop = load_checkpoint(run_dir)                 # what Trainer.resume needs
     with locked(run_dir): ...                                   # one process per run directory
 
 Weights holding NaN or infinity are refused with an error naming the file and the tensor.
@@ -124,17 +124,24 @@ def load_checkpoint(run_dir) -> tuple:
     return cfg, st, loop
 
 
+def first_non_finite(state: dict):
+    """The name of the first floating-point tensor of ``state`` holding NaN or infinity, else None.
+    The schedule's numbers (``schedule.*``: ReduceLROnPlateau's best starts at -inf) are not tensors."""
+    for k, v in state.items():
+        if not k.startswith("schedule.") and isinstance(v, np.ndarray) and v.dtype.kind in "fc" \
+                and not np.isfinite(v).all():
+            return k
+    return None
+
+
 def check_finite(state: dict, path) -> None:
     """Raise RunDirError naming ``path`` and the first tensor of ``state`` that holds NaN or
-    infinity (a diverged run's weights are not a model). The schedule's numbers (``schedule.*``:
-    ReduceLROnPlateau's best starts at -inf) are not tensors."""
-    for k, v in state.items():
-        if k.startswith("schedule."):
-            continue
-        if isinstance(v, np.ndarray) and v.dtype.kind in "fc" and not np.isfinite(v).all():
-            what = "NaN" if np.isnan(v).any() else "infinity"
-            raise RunDirError(f"{path}: tensor {k!r} holds {what}: these weights diverged and cannot be used "
-                              "(train again with a lower learning rate, --lr)")
+    infinity (first_non_finite): a diverged run's weights are not a model."""
+    k = first_non_finite(state)
+    if k is not None:
+        what = "NaN" if np.isnan(state[k]).any() else "infinity"
+        raise RunDirError(f"{path}: tensor {k!r} holds {what}: these weights diverged and cannot be used "
+                          "(train again with a lower learning rate, --lr)")
 
 
 def _load_checked(path) -> dict:

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import signal
 import sys
+import threading
 from contextlib import contextmanager
 import time
 from pathlib import Path
@@ -111,7 +113,8 @@ class Trainer:
                                      xp=self.xp, dtype=self.dtype)
         self.batches = augment.maybe_wrap(self.batches, c, self.model)  # --augment / --augment-mistakes
         self.steps_per_epoch = len(self.batches)
-        # evaluate five times an epoch unless told otherwise (0: at the end of each epoch only)
+        # evaluate every eval_every steps (0: at the end of each epoch); by default about five times an
+        # epoch, on its fifths (eval_points below; eval_every is then their mean spacing)
         self.eval_every = c.eval_every if c.eval_every is not None else max(1, self.steps_per_epoch // 5)
         if self.eval_every == 0:
             self.eval_every = self.steps_per_epoch
@@ -178,9 +181,9 @@ class Trainer:
         st.update(self.ema.state_dict() if self.ema else {})
         st.update({f"schedule.{k}": np.asarray(v) for k, v in self.schedule.state_dict().items()})
         st["loop"] = np.array(files.json_text({"state": s, "history": self.history}))
-        bad = _first_non_finite(st) or _first_non_finite(weights)
+        bad = rundir.first_non_finite(st) or rundir.first_non_finite(weights)
         if bad:
-            self._diverged(None, tensor=bad)
+            self._diverged(None, tensor=repr(bad))
         metrics = self._metrics()
         group = [("config.json", self.config.to_dict())] if with_config else []
         group += [("model.npz", weights), ("history.json", self.history), ("metrics.json", metrics)]
@@ -218,6 +221,9 @@ class Trainer:
         except (TypeError, ValueError) as e:
             raise RunDirError(f"{run_dir / 'config.json'} is not a run's record: {e}") from None
         record = record.resumed(**overrides)
+        if data is None and record.data_source == "arrays" and record.data_dir is None:
+            raise RunDirError(f"{run_dir} was trained on arrays handed to the Trainer, not on data it can read again: "
+                              "pass the same data set, Trainer.resume(run_dir, data=...)")
         t = cls(record, data=data, out=run_dir, _resuming=True)
         try:
             t._restore(st, loop, run_dir)
@@ -328,17 +334,18 @@ class Trainer:
                 self.batches.set_epoch(s["epoch"])
                 for xb, yb in self.batches.iter_from(s["step_in_epoch"]):
                     t0 = time.perf_counter()
-                    loss, logits = train_step(self.model, self.loss_fn, self.optimizer, xb, yb)
-                    if self.ema is not None:
-                        self.ema.update()
-                    if self.schedule.per_batch:
-                        self.schedule.step()
-                    run_loss += loss
-                    correct = self.loss_fn.correct  # counted by the GPU loss kernel (None on the CPU)
-                    run_correct += (logits.argmax(axis=1) == yb).sum() if correct is None else correct
-                    s["step"] += 1
-                    s["step_in_epoch"] += 1
-                    run_n += len(yb)
+                    with _whole_step():  # Ctrl-C takes effect after the step, never inside it
+                        loss, logits = train_step(self.model, self.loss_fn, self.optimizer, xb, yb)
+                        if self.ema is not None:
+                            self.ema.update()
+                        if self.schedule.per_batch:
+                            self.schedule.step()
+                        run_loss += loss
+                        correct = self.loss_fn.correct  # counted by the GPU loss kernel (None on the CPU)
+                        run_correct += (logits.argmax(axis=1) == yb).sum() if correct is None else correct
+                        s["step"] += 1
+                        s["step_in_epoch"] += 1
+                        run_n += len(yb)
                     log_now = s["step"] % c.log_every == 0 or s["step_in_epoch"] == self.steps_per_epoch
                     eval_now = self.evaluates_after(s["step_in_epoch"], s["step"])
                     synced = xp is np or log_now or eval_now  # train_seconds is read on these steps only
@@ -531,20 +538,30 @@ class Trainer:
         return m
 
 
+@contextmanager
+def _whole_step():
+    """Ctrl-C (SIGINT) during a training step takes effect when the step is done, so that the
+    weights, optimizer, EMA, schedule and loop position saved by the interrupted run agree (a
+    KeyboardInterrupt between the optimizer's update and the step count would save a step that a
+    resume applies twice). Only where Python's own handler is in place, on the main thread; the
+    handler is restored after every step."""
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    pending = []
+    signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if pending:
+        raise KeyboardInterrupt
+
+
 def _number(v):
     """A float, or None for a value not measured (NaN)."""
     return None if v is None or not math.isfinite(v) else float(v)
-
-
-def _first_non_finite(arrays: dict):
-    """The name of the first floating-point array in ``arrays`` holding NaN or infinity, else None
-    (the schedule's bookkeeping is not a tensor: ReduceLROnPlateau starts with best = -inf)."""
-    for k, v in arrays.items():
-        if k.startswith("schedule."):
-            continue
-        if isinstance(v, np.ndarray) and v.dtype.kind in "fc" and not np.isfinite(v).all():
-            return repr(k)
-    return None
 
 
 def _writer(obj):

@@ -125,14 +125,17 @@ def names() -> list:
     return sorted(PRESETS)
 
 
+def _unknown(name) -> ValueError:
+    return ValueError(f"unknown model {name!r}: choose one of {', '.join(names())}, or your own network as PATH.py:FUNC")
+
+
 def build(name: str, seed: int = 0, **kw) -> nn.Sequential:
     """A fresh model of preset ``name`` (or of the user's ``PATH.py:FUNC``); unknown names are a
     clear error listing the known ones."""
     if user.is_spec(name):
         return user.build(name, seed=seed, **kw)
     if name not in PRESETS:
-        raise ValueError(f"unknown model {name!r}: choose one of {', '.join(names())}, or your own network "
-                         "as PATH.py:FUNC")
+        raise _unknown(name)
     return PRESETS[name][0](seed=seed, **kw)
 
 
@@ -145,7 +148,7 @@ def recipe(name: str) -> Recipe:
     if user.is_spec(name):
         return user.RECIPE
     if name not in PRESETS:
-        raise ValueError(f"unknown model {name!r}: choose one of {', '.join(names())}")
+        raise _unknown(name)
     return PRESETS[name][1]
 
 

@@ -26,7 +26,7 @@ from .activation import ReLU
 from .conv import Conv2D
 from .linear import Linear
 from .module import Layer
-from .norm import _BatchNorm
+from .norm import BatchNorm1d, BatchNorm2d
 from .pool import MaxPool2D
 
 
@@ -165,7 +165,7 @@ class GpuBatchNorm(Layer):
 
     param_names = ("weight", "bias")
 
-    def __init__(self, bn: _BatchNorm):
+    def __init__(self, bn: BatchNorm1d | BatchNorm2d):
         super().__init__()
         self.bn = bn
         self.weight, self.bias = bn.weight, bn.bias
@@ -235,7 +235,7 @@ class GpuBatchNorm(Layer):
 
 
 def _conv_fusable(conv) -> bool:
-    return (isinstance(conv, Conv2D) and conv.algo in ("auto", "cuda")
+    return (type(conv) is Conv2D and conv.algo in ("auto", "cuda")
             and registry.forced("conv") in (None, "cuda"))
 
 
@@ -247,15 +247,16 @@ def gpu_fuse_layers(layers: list) -> list:
         a = layers[i]
         b = layers[i + 1] if i + 1 < len(layers) else None
         c = layers[i + 2] if i + 2 < len(layers) else None
-        if (_conv_fusable(a) and isinstance(b, ReLU) and isinstance(c, MaxPool2D) and c.padding == (0, 0)
+        # exact types, as fused.fusable: a user's subclass overriding forward/backward runs its own code
+        if (_conv_fusable(a) and type(b) is ReLU and type(c) is MaxPool2D and c.padding == (0, 0)
                 and c.algo in ("auto", "cuda") and registry.forced("pool") in (None, "cuda")):
             out.append(GpuConvReLUPool(a, c, [a, b, c]))
             i += 3
-        elif isinstance(a, Linear) and a.bias is not None:
-            relu = isinstance(b, ReLU)
+        elif type(a) is Linear and a.bias is not None:
+            relu = type(b) is ReLU
             out.append(GpuLinear(a, relu, [a, b] if relu else [a]))
             i += 2 if relu else 1
-        elif isinstance(a, _BatchNorm):
+        elif type(a) in (BatchNorm1d, BatchNorm2d):
             out.append(GpuBatchNorm(a))
             i += 1
         else:

@@ -65,3 +65,12 @@ def window(kernel: str, axis: str, size: int, k: int, s: int, out: int) -> None:
     positive(kernel, **{f"k{axis}": k, f"s{axis}": s})
     fail(kernel, f"{out!r} outputs along {axis} do not fit a window of {k} with stride {s} over {size} values "
                  f"(expected {(size - k) // s + 1 if size >= k else 'none: the window is larger than the input'})")
+
+
+def indices(kernel: str, name: str, a, size: int, lowest: int = 0) -> None:
+    """Every entry of the int array ``a`` is in [lowest, size): the positions a backward pass
+    writes to (a max-pool's argmax; −1, "no gradient", where ``lowest`` is −1). One scan of an
+    int32 array, a few µs: an index from another geometry would write outside the output."""
+    if a.size and (int(a.min()) < lowest or int(a.max()) >= size):
+        fail(kernel, f"{name} holds positions outside [{lowest}, {size}) (min {int(a.min())}, max {int(a.max())}): "
+                     "it belongs to another input size")

@@ -293,18 +293,19 @@ def _backward_share(t, nt, xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need
 _backward_shares = Shares(_backward_share)
 
 
-def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, nt):
+def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, nt):
     """-> dxpad (N, C, Hp, Wp) (or a dummy), dw_t (nt, F, C·kh·kw), db_t (nt, F)."""
     kernel = ("conv_backward", "relu_mask_conv_backward", "conv_relu_maxpool_backward")[mode]
-    _check_conv(kernel, xpad, w2, kh, kw, sh, sw, oh, ow, nt)
-    checks.positive(kernel, g=g)
     checks.array(kernel, "dy", dy, 4)
+    _check_conv(kernel, xpad, w2, kh, kw, sh, sw, oh, ow, nt)
+    g = _g(w2, oh * ow, dy, nt)  # after the checks: it reads their shapes
     checks.same_dtype(kernel, xpad=xpad, dy=dy)
     n, f = xpad.shape[0], w2.shape[0]
     if mode == MAXPOOL:
         if tuple(dy.shape[:2]) != (n, f):
             checks.fail(kernel, f"dy {dy.shape} must be (N, F, poh, pow) with N = {n}, F = {f}")
         checks.array(kernel, "arg", aux, 4, np.int32)
+        checks.indices(kernel, "arg", aux, oh * ow, lowest=-1)
     else:
         checks.shape(kernel, "dy", dy, (n, f, oh, ow))
         checks.array(kernel, "the layer output", aux, 4)
@@ -324,17 +325,16 @@ def _summed(out):
 
 def conv_backward(xpad, w2, dy, kh, kw, sh, sw, need_dx, nt):
     """dy (N, F, oh, ow) -> dxpad, dw (F, C·kh·kw), db (F,): the backward of conv_forward."""
-    return _summed(_backward(xpad, w2, dy, dy, PLAIN, kh, kw, sh, sw, dy.shape[2], dy.shape[3], need_dx,
-                             _g(w2, dy.shape[2] * dy.shape[3], dy, nt), nt))
+    oh, ow = (dy.shape[2], dy.shape[3]) if getattr(dy, "ndim", 0) == 4 else (1, 1)  # else _backward says so
+    return _summed(_backward(xpad, w2, dy, dy, PLAIN, kh, kw, sh, sw, oh, ow, need_dx, nt))
 
 
 def relu_mask_conv_backward(xpad, w2, dy, y, kh, kw, sh, sw, need_dx, nt):
     """The backward of relu(conv(xpad)) with y its output: dz = dy · [y > 0]."""
-    return _summed(_backward(xpad, w2, dy, y, RELU, kh, kw, sh, sw, dy.shape[2], dy.shape[3], need_dx,
-                             _g(w2, dy.shape[2] * dy.shape[3], dy, nt), nt))
+    oh, ow = (dy.shape[2], dy.shape[3]) if getattr(dy, "ndim", 0) == 4 else (1, 1)  # else _backward says so
+    return _summed(_backward(xpad, w2, dy, y, RELU, kh, kw, sh, sw, oh, ow, need_dx, nt))
 
 
 def conv_relu_maxpool_backward(xpad, w2, dy, arg, kh, kw, sh, sw, oh, ow, need_dx, nt):
     """dy, arg (N, F, poh, pow) -> the backward of conv_relu_maxpool_forward."""
-    return _summed(_backward(xpad, w2, dy, arg, MAXPOOL, kh, kw, sh, sw, oh, ow, need_dx,
-                             _g(w2, oh * ow, dy, nt), nt))
+    return _summed(_backward(xpad, w2, dy, arg, MAXPOOL, kh, kw, sh, sw, oh, ow, need_dx, nt))

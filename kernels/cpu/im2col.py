@@ -213,6 +213,7 @@ def maxpool_scatter_cnhw(dy, arg, oh, ow):
     checks.array("maxpool_scatter_cnhw", "arg", arg, 4, np.int32)
     checks.shape("maxpool_scatter_cnhw", "arg", arg, dy.shape)
     checks.positive("maxpool_scatter_cnhw", oh=oh, ow=ow)
+    checks.indices("maxpool_scatter_cnhw", "arg", arg, oh * ow, lowest=-1)
     n, f = dy.shape[0], dy.shape[1]
     dz = np.empty((f, n, oh * ow), dtype=dy.dtype)
     _maxpool_scatter_cnhw_shares.over(n, dy, arg, dz)

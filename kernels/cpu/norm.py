@@ -20,7 +20,9 @@ from numba import njit
 
 from . import checks
 
-OPTS = dict(cache=True, nogil=True, fastmath=True)  # the sums vectorised: rounding differs only
+# fastmath: the sums vectorised (rounding differs only); error_model "numpy": NaN or inf in x (a
+# diverging run) gives NaN, as NumPy would, not a ZeroDivisionError from 1/√(σ² + ε)
+OPTS = dict(cache=True, nogil=True, fastmath=True, error_model="numpy")
 
 
 @njit(**OPTS)
@@ -91,7 +93,7 @@ def _as3(a):
 
 
 def _check_input(kernel, x, **per_channel):
-    """x a C-contiguous float array (N, C, ...); each per-channel vector (C,) of x's dtype."""
+    """x (or dy) a C-contiguous float array (N, C, ...); each per-channel vector (C,) of its dtype."""
     if type(x) is not np.ndarray or not x.flags.c_contiguous or x.ndim < 2:
         checks.fail(kernel, f"x must be a C-contiguous array (N, C, ...), got {getattr(x, 'shape', type(x))}")
     checks.array(kernel, "x", x, x.ndim, "float")
@@ -111,13 +113,11 @@ def batchnorm_forward(x, weight, bias, eps):
 
 def batchnorm_backward(dy, xhat, weight, inv_std, need_dx):
     """-> dx (shape of dy, or None), dγ, dβ (C,): the backward of batchnorm_forward."""
-    k = "batchnorm_backward"
-    if not (dy.flags.c_contiguous and xhat.flags.c_contiguous) or dy.shape != xhat.shape or dy.ndim < 2:
-        checks.fail(k, f"dy and x̂ must be C-contiguous arrays of one shape (N, C, ...), got {dy.shape} and "
-                       f"{xhat.shape}")
-    checks.same_dtype(k, dy=dy, xhat=xhat, weight=weight, inv_std=inv_std)
-    checks.shape(k, "weight", weight, (dy.shape[1],))
-    checks.shape(k, "inv_std", inv_std, (dy.shape[1],))
+    _check_input("batchnorm_backward", dy, weight=weight, inv_std=inv_std)
+    _check_input("batchnorm_backward", xhat)
+    if xhat.shape != dy.shape or xhat.dtype != dy.dtype:
+        checks.fail("batchnorm_backward", f"x̂ {xhat.shape} {xhat.dtype} must be dy's shape and dtype, "
+                                          f"{dy.shape} {dy.dtype}")
     dx = np.empty_like(dy) if need_dx else np.empty((1, 1, 1), dy.dtype)
     dweight, dbias = np.empty(dy.shape[1], dy.dtype), np.empty(dy.shape[1], dy.dtype)
     _backward(_as3(dy), _as3(xhat), weight, inv_std, bool(need_dx), _as3(dx), dweight, dbias)

@@ -15,13 +15,26 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from . import checks
+
 NONE, L2, DECOUPLED = 0, 1, 2
 
 
-@njit(cache=True, nogil=True)
 def adam_update(w, g, m, v, s, mode):
     """In place on flat, contiguous arrays w, g, m, v; s = (β1, 1−β1, β2, 1−β2, c1, c2, eps, wd,
-    1 − lr·wd), all of one dtype."""
+    1 − lr·wd), all of one dtype (checked first: the compiled loop does not check bounds)."""
+    if not (type(w) is type(g) is type(m) is type(v) is type(s) is np.ndarray
+            and w.ndim == g.ndim == m.ndim == v.ndim == s.ndim == 1 and w.size == g.size == m.size == v.size
+            and s.size >= 9 and w.dtype == g.dtype == m.dtype == v.dtype == s.dtype and w.dtype.kind == "f"
+            and mode in (NONE, L2, DECOUPLED)):
+        checks.fail("adam_update", "w, g, m, v must be flat float arrays of one size and dtype, s the 9 scalars in "
+                                   f"that dtype and mode 0, 1 or 2; got {[getattr(a, 'shape', type(a)) for a in (w, g, m, v, s)]}"
+                                   f", dtypes {[getattr(a, 'dtype', None) for a in (w, g, m, v, s)]}, mode {mode!r}")
+    _adam_update(w, g, m, v, s, mode)
+
+
+@njit(cache=True, nogil=True)
+def _adam_update(w, g, m, v, s, mode):
     b1, omb1, b2, omb2, c1, c2, eps, wd, decay = s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8]
     for i in range(w.size):
         gi = g[i]

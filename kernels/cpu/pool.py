@@ -135,6 +135,7 @@ def maxpool_backward(dy, arg, hp, wp):
     checks.array("maxpool_backward", "arg", arg, 4, np.int32)
     checks.shape("maxpool_backward", "arg", arg, dy.shape)
     checks.positive("maxpool_backward", hp=hp, wp=wp)
+    checks.indices("maxpool_backward", "arg", arg, hp * wp)
     n, c = dy.shape[0], dy.shape[1]
     dx = np.empty((n, c, hp * wp), dtype=dy.dtype)
     _maxpool_backward_shares.over(n, dy, arg, dx)
