@@ -57,6 +57,7 @@ def test_dry_run_covers_every_preset_and_counts_steps(dry):
     assert all(r["loss_rel_err"] <= 1e-3 and r["grad_rel_err"] <= 1e-3 for r in rep["first_steps"]["rows"])
     for r in rep["per_step"]["rows"]:
         assert r["method"] == "stand-in counters" and r["launches"] > 0 and r["syncs"] == 0
+        assert r["launches"] <= r["budget_launches"] and r["status"] == "ok", r  # the lean plan, not a forced one
         assert {"h2d", "d2h", "allocs", "budget_launches"} <= set(r)
     t = rep["step_time"]["rows"][0]
     assert t["fastcnn_ms"] > 0 and t["torch_ms"] is None and t["torch_note"]
