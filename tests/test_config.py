@@ -25,7 +25,7 @@ def test_features_are_off_unless_a_recipe_or_the_user_turns_them_on():
     assert TrainConfig(model="record99", optimizer="sgd").resolved().betas is None  # not the recipe's optimizer
     f = TrainConfig(model="fast99").resolved()
     assert (f.tta, f.schedule, f.epochs, f.batch_size, f.pct_start, f.target_acc, f.label_smoothing, f.eval_every) \
-        == (1, "onecycle", 2, 64, 0.15, None, 0.05, 0)  # a fixed schedule: no stop on the test set
+        == (1, "onecycle", 2, 128, 0.15, None, 0.05, 0)  # a fixed schedule: no stop on the test set
 
 
 def test_presets_fit_and_lab_best_has_batch_norm():
