@@ -80,12 +80,11 @@ def _readme_counts(steps: int = 12) -> dict:
     from fastcnn.data import BatchIterator, load_mnist
     from fastcnn.testing import fake_cupy as fc
 
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from library_loop import readme_model  # the README's Sequential, written once for the benchmarks
+
     cp = backend.get("cupy")
-    model = nn.Sequential(
-        nn.Conv2D(1, 6, 5), nn.ReLU(), nn.MaxPool2D(2),
-        nn.Conv2D(6, 16, 5), nn.ReLU(), nn.MaxPool2D(2),
-        nn.Flatten(), nn.Linear(256, 120), nn.ReLU(), nn.Linear(120, 10),
-        seed=0, input_shape=(1, 28, 28)).to(cp)
+    model = readme_model("lenet5").to(cp)
     loss_fn, opt = nn.SoftmaxCrossEntropy(), optim.Adam(model.parameters(), lr=1e-3)
     data = load_mnist()
     x = cp.asarray(data.x_train[:2048])
