@@ -1,14 +1,17 @@
 """Training throughput with one busy process beside it, and the inference/training ratio.
 
-    python benchmarks/under_load.py load [--model lenet5] [--batch 128] [--rounds 5] [--steps 60] [--out DIR]
+    python benchmarks/under_load.py load [--model lenet5] [--batch 128] [--rounds 5] [--steps 60] [--settle 0] [--out DIR]
     python benchmarks/under_load.py inference [--model lenet5] [--batch 128] [--rounds 5] [--out DIR]
 
 ``load``: the README's loop (forward, loss, backward, Adam) on MNIST batches, in one process,
 in alternating blocks of ``--steps`` steps: alone, then with a busy process beside it (a Python
-``while True`` loop started before the block and killed after it), once with the kernels split
-one share per thread (``launch.SPLIT = 1``: the fixed split fastcnn had, every kernel waiting for
-its slowest thread) and once with the default split (``SPLIT`` shares a thread, taken in turn).
-On the 2-core machine one core of two is the fair share: the goal is that training keeps ≥ 50 %
+``while True`` loop started before the block and killed after it), three ways (``WAYS``): the
+kernels split one share per thread on all threads (``launch.SPLIT = 1``, ``launch.ADAPT = False``:
+session 5, every kernel waiting for its slowest thread); ``SPLIT`` shares a thread taken in turn,
+all threads (session 6); and the same with each kernel timed on all threads and on one, running
+the faster (``launch.Pace``, the default). ``--settle`` untimed steps start each block, so that
+the blocks time the steady state a change of load leads to (the timed choice notices it within
+``launch.PROBE_MAX`` calls of a kernel). On the 2-core machine one core of two is the fair share: the goal is that training keeps ≥ 50 %
 of its unloaded throughput.
 
 ``inference``: eval-mode forward over the 10,000 test images (``inference.evaluate``, no TTA)
@@ -65,36 +68,45 @@ def _setup(name, batch):
     return data, y, model, loss_fn, opt
 
 
+WAYS = (("1 share a thread, all threads (session 5)", 1, False),
+        ("4 shares a thread taken in turn, all threads (session 6)", 4, False),
+        ("4 shares a thread, all threads or one as timed (session 7)", 4, True))
+
+
 def load(args) -> list:
     from fastcnn.kernels.cpu import launch
 
     data, y, model, loss_fn, opt = _setup(args.model, args.batch)
-    default = launch.SPLIT
-    res = {(s, l): [] for s in (1, default) for l in (False, True)}
+    default = launch.SPLIT, launch.ADAPT
+    res = {(w, l): [] for w in range(len(WAYS)) for l in (False, True)}
     step = 0
-    for r in range(args.rounds):
-        for split in (1, default):
-            launch.SPLIT = split
-            for loaded in (False, True):
-                busy = _busy() if loaded else None
-                try:
-                    if busy:
-                        time.sleep(0.2)
-                    res[(split, loaded)].append(_train_block(model, loss_fn, opt, data, y, args.batch, args.steps, step))
-                finally:
-                    if busy:
-                        busy.kill()
-                        busy.wait()
-                step += args.steps
-        print(f"round {r + 1}: " + ", ".join(f"split {s} {'loaded' if l else 'alone'} {v[-1]:,.0f}"
-                                             for (s, l), v in res.items()), flush=True)
-    launch.SPLIT = default
+    try:
+        for r in range(args.rounds):
+            for w, (_, split, adapt) in enumerate(WAYS):
+                launch.SPLIT, launch.ADAPT = split, adapt
+                for loaded in (False, True):
+                    busy = _busy() if loaded else None
+                    try:
+                        if busy:
+                            time.sleep(0.2)
+                        # settle: the timed kernels notice the change within PROBE_MAX calls
+                        _train_block(model, loss_fn, opt, data, y, args.batch, args.settle, step)
+                        res[(w, loaded)].append(_train_block(model, loss_fn, opt, data, y, args.batch, args.steps,
+                                                             step + args.settle))
+                    finally:
+                        if busy:
+                            busy.kill()
+                            busy.wait()
+                    step += args.steps + args.settle
+            print(f"round {r + 1}: " + ", ".join(f"way {w + 1} {'loaded' if l else 'alone'} {v[-1]:,.0f}"
+                                                 for (w, l), v in res.items()), flush=True)
+    finally:
+        launch.SPLIT, launch.ADAPT = default
     rows = []
-    for split in (1, default):
-        alone, loaded = res[(split, False)], res[(split, True)]
+    for w, (name, _, _) in enumerate(WAYS):
+        alone, loaded = res[(w, False)], res[(w, True)]
         kept = [b / a for a, b in zip(alone, loaded)]
-        rows.append({"split": f"{split} share{'s' if split > 1 else ''} a thread" + (" (before)" if split == 1 else ""),
-                     "alone": statistics.median(alone), "loaded": statistics.median(loaded),
+        rows.append({"split": name, "alone": statistics.median(alone), "loaded": statistics.median(loaded),
                      "kept": statistics.median(kept), "kept_min": min(kept), "kept_max": max(kept)})
     return rows
 
@@ -126,6 +138,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--settle", type=int, default=0, help="untimed steps at the start of each block (load)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     args = ap.parse_args(argv)
     from fastcnn import tables
@@ -135,7 +148,7 @@ def main(argv=None) -> int:
     header = machine.header_lines(machine.info()) + [f"reproduce: {command}"]
     if args.what == "load":
         rows = load(args)
-        cols = [("split", "kernels split into", ""), ("alone", "samples/s alone", ",.0f"),
+        cols = [("split", "the kernels run", ""), ("alone", "samples/s alone", ",.0f"),
                 ("loaded", "samples/s beside a busy process", ",.0f"), ("kept", "kept (median)", ".0%"),
                 ("kept_min", "min", ".0%"), ("kept_max", "max", ".0%")]
         title = f"{args.model} batch {args.batch}: throughput beside one busy process ({args.rounds} rounds)"

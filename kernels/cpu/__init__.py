@@ -6,7 +6,8 @@ what it calls) and cached next to its source (``__pycache__``), so later runs lo
 without bounds checks, so each kernel's Python entry point checks its arguments first
 (``checks.py``: ranks, shapes, dtypes, window geometry; a ValueError naming the kernel). The parallel
 kernels are serial *share* functions (one thread's part) run on Numba's thread pool by
-``launch.Shares``, which compiles each body once (a ``prange`` body is compiled twice). fastcnn calls
+``launch.Shares``, which compiles each body once (a ``prange`` body is compiled twice) and runs each
+kernel on all threads or on one, whichever its timing says is faster (``launch.Pace``). fastcnn calls
 these kernels inside ``fastcnn.threads.compute()`` (BLAS on one thread, so OpenBLAS's
 workers never spin against Numba's).
 """

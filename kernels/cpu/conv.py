@@ -69,42 +69,156 @@ def _group(lo, count, q, i):
 
 
 @njit(inline="always", **OPTS)
-def _matmul(w2, b, cols, z, nl):
-    """z[:, :nl] = b + w2 (F, K) @ cols[:, :nl], the inner loop along the nl columns (vectorised).
+def _z_rows4(w2, b, cols, z, f, nl):
+    """z[f:f+4, :nl] = b[f:f+4] + w2[f:f+4] @ cols[:, :nl], four rows of cols per sweep.
 
-    Four rows of cols per sweep over z: each z[f, l] is loaded and stored once per four
-    multiply-adds instead of once per one (an axpy per k is bound by those loads and stores).
-    """
-    nf, nk = w2.shape
-    for f in range(nf):
-        bf = b[f]
-        zr = z[f]
-        for l in range(nl):
-            zr[l] = bf
+    Register blocking: 16 weights stay in registers while the loop along the nl columns
+    (vectorised) loads four rows of cols and four of z, and stores four, for 16 multiply-adds:
+    0.75 loads or stores a multiply-add, where one row of z per sweep needed 1.5 (and was bound
+    by them: 54–58 GFLOP/s on one core for LeNet-5's layers, see benchmarks/README.md)."""
+    nk = w2.shape[1]
     k4 = nk - nk % 4
+    z0, z1, z2, z3 = z[f], z[f + 1], z[f + 2], z[f + 3]
+    b0, b1, b2, b3 = b[f], b[f + 1], b[f + 2], b[f + 3]
+    for l in range(nl):
+        z0[l] = b0
+        z1[l] = b1
+        z2[l] = b2
+        z3[l] = b3
     for k in range(0, k4, 4):
         c0, c1, c2, c3 = cols[k], cols[k + 1], cols[k + 2], cols[k + 3]
-        for f in range(nf):
-            a0, a1, a2, a3 = w2[f, k], w2[f, k + 1], w2[f, k + 2], w2[f, k + 3]
-            zr = z[f]
-            for l in range(nl):
-                zr[l] += a0 * c0[l] + a1 * c1[l] + a2 * c2[l] + a3 * c3[l]
+        a00, a01, a02, a03 = w2[f, k], w2[f, k + 1], w2[f, k + 2], w2[f, k + 3]
+        a10, a11, a12, a13 = w2[f + 1, k], w2[f + 1, k + 1], w2[f + 1, k + 2], w2[f + 1, k + 3]
+        a20, a21, a22, a23 = w2[f + 2, k], w2[f + 2, k + 1], w2[f + 2, k + 2], w2[f + 2, k + 3]
+        a30, a31, a32, a33 = w2[f + 3, k], w2[f + 3, k + 1], w2[f + 3, k + 2], w2[f + 3, k + 3]
+        for l in range(nl):
+            x0, x1, x2, x3 = c0[l], c1[l], c2[l], c3[l]
+            z0[l] += a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
+            z1[l] += a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
+            z2[l] += a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
+            z3[l] += a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
     for k in range(k4, nk):
         cr = cols[k]
-        for f in range(nf):
-            a = w2[f, k]
-            zr = z[f]
-            for l in range(nl):
-                zr[l] += a * cr[l]
+        a0, a1, a2, a3 = w2[f, k], w2[f + 1, k], w2[f + 2, k], w2[f + 3, k]
+        for l in range(nl):
+            x = cr[l]
+            z0[l] += a0 * x
+            z1[l] += a1 * x
+            z2[l] += a2 * x
+            z3[l] += a3 * x
 
 
 @njit(inline="always", **OPTS)
-def _grads(w2, cols, dz, dw, db, dcols, nl, need_dx):
-    """Accumulate db (F,) and dw (F, K) from dz[:, :nl] and cols[:, :nl]; dcols[:, :nl] = w2ᵀ @ dz
-    when need_dx. Both run in blocks so each vector load feeds several multiply-adds:
-    dw two rows of k at a time, four dot products along L sharing the loads of dz[f], dz[f+1]
-    (or one row of f when F is odd), and dcols[k] summed over four rows of dz per sweep."""
-    nf, nk = w2.shape
+def _z_rows2(w2, b, cols, z, f, nl):
+    """``_z_rows4`` for two rows (the rest of an F that is 2 mod 4, like LeNet-5's 6)."""
+    nk = w2.shape[1]
+    k4 = nk - nk % 4
+    z0, z1 = z[f], z[f + 1]
+    b0, b1 = b[f], b[f + 1]
+    for l in range(nl):
+        z0[l] = b0
+        z1[l] = b1
+    for k in range(0, k4, 4):
+        c0, c1, c2, c3 = cols[k], cols[k + 1], cols[k + 2], cols[k + 3]
+        a00, a01, a02, a03 = w2[f, k], w2[f, k + 1], w2[f, k + 2], w2[f, k + 3]
+        a10, a11, a12, a13 = w2[f + 1, k], w2[f + 1, k + 1], w2[f + 1, k + 2], w2[f + 1, k + 3]
+        for l in range(nl):
+            x0, x1, x2, x3 = c0[l], c1[l], c2[l], c3[l]
+            z0[l] += a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
+            z1[l] += a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
+    for k in range(k4, nk):
+        cr = cols[k]
+        a0, a1 = w2[f, k], w2[f + 1, k]
+        for l in range(nl):
+            x = cr[l]
+            z0[l] += a0 * x
+            z1[l] += a1 * x
+
+
+@njit(inline="always", **OPTS)
+def _z_row(w2, b, cols, z, f, nl):
+    """``_z_rows4`` for one row."""
+    nk = w2.shape[1]
+    zr = z[f]
+    bf = b[f]
+    for l in range(nl):
+        zr[l] = bf
+    for k in range(nk):
+        a = w2[f, k]
+        cr = cols[k]
+        for l in range(nl):
+            zr[l] += a * cr[l]
+
+
+@njit(inline="always", **OPTS)
+def _matmul(w2, b, cols, z, nl):
+    """z[:, :nl] = b + w2 (F, K) @ cols[:, :nl], the inner loop along the nl columns (vectorised),
+    in blocks of four rows of z (then two, then one)."""
+    nf = w2.shape[0]
+    f4 = nf - nf % 4
+    f2 = nf - nf % 2
+    for f in range(0, f4, 4):
+        _z_rows4(w2, b, cols, z, f, nl)
+    for f in range(f4, f2, 2):
+        _z_rows2(w2, b, cols, z, f, nl)
+    for f in range(f2, nf):
+        _z_row(w2, b, cols, z, f, nl)
+
+
+@njit(inline="always", **OPTS)
+def _dw_block(cols, dz, dw, f, k, nl):
+    """dw[f:f+4, k:k+4] += dz[f:f+4, :nl] @ cols[k:k+4, :nl]ᵀ: 16 dot products along L sharing
+    eight vector loads a column step (0.5 loads a multiply-add)."""
+    zero = dz.dtype.type(0)
+    c0, c1, c2, c3 = cols[k], cols[k + 1], cols[k + 2], cols[k + 3]
+    d0, d1, d2, d3 = dz[f], dz[f + 1], dz[f + 2], dz[f + 3]
+    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
+    s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = zero
+    for l in range(nl):
+        x0, x1, x2, x3 = c0[l], c1[l], c2[l], c3[l]
+        e = d0[l]
+        s00 += e * x0
+        s01 += e * x1
+        s02 += e * x2
+        s03 += e * x3
+        e = d1[l]
+        s10 += e * x0
+        s11 += e * x1
+        s12 += e * x2
+        s13 += e * x3
+        e = d2[l]
+        s20 += e * x0
+        s21 += e * x1
+        s22 += e * x2
+        s23 += e * x3
+        e = d3[l]
+        s30 += e * x0
+        s31 += e * x1
+        s32 += e * x2
+        s33 += e * x3
+    dw[f, k] += s00
+    dw[f, k + 1] += s01
+    dw[f, k + 2] += s02
+    dw[f, k + 3] += s03
+    dw[f + 1, k] += s10
+    dw[f + 1, k + 1] += s11
+    dw[f + 1, k + 2] += s12
+    dw[f + 1, k + 3] += s13
+    dw[f + 2, k] += s20
+    dw[f + 2, k + 1] += s21
+    dw[f + 2, k + 2] += s22
+    dw[f + 2, k + 3] += s23
+    dw[f + 3, k] += s30
+    dw[f + 3, k + 1] += s31
+    dw[f + 3, k + 2] += s32
+    dw[f + 3, k + 3] += s33
+
+
+@njit(inline="always", **OPTS)
+def _dw(cols, dz, dw, db, nl):
+    """db (F,) += Σ_l dz[:, :nl];  dw (F, K) += dz[:, :nl] @ cols[:, :nl]ᵀ, in 4×4 blocks
+    (_dw_block), the rows and columns left over one dot product at a time."""
+    nf, nk = dw.shape
     zero = dz.dtype.type(0)
     for f in range(nf):
         dr = dz[f]
@@ -112,55 +226,74 @@ def _grads(w2, cols, dz, dw, db, dcols, nl, need_dx):
         for l in range(nl):
             acc += dr[l]
         db[f] += acc
-    f2 = nf - nf % 2
-    k2 = nk - nk % 2
-    for k in range(0, k2, 2):
-        c0, c1 = cols[k], cols[k + 1]
-        for f in range(0, f2, 2):
-            d0, d1 = dz[f], dz[f + 1]
-            s00 = s01 = s10 = s11 = zero
-            for l in range(nl):
-                s00 += d0[l] * c0[l]
-                s01 += d0[l] * c1[l]
-                s10 += d1[l] * c0[l]
-                s11 += d1[l] * c1[l]
-            dw[f, k] += s00
-            dw[f, k + 1] += s01
-            dw[f + 1, k] += s10
-            dw[f + 1, k + 1] += s11
-        for f in range(f2, nf):
-            dr = dz[f]
-            s0 = s1 = zero
-            for l in range(nl):
-                s0 += dr[l] * c0[l]
-                s1 += dr[l] * c1[l]
-            dw[f, k] += s0
-            dw[f, k + 1] += s1
-    for k in range(k2, nk):
-        cr = cols[k]
-        for f in range(nf):
-            dr = dz[f]
+    f4 = nf - nf % 4
+    k4 = nk - nk % 4
+    for k in range(0, k4, 4):
+        for f in range(0, f4, 4):
+            _dw_block(cols, dz, dw, f, k, nl)
+    for f in range(nf):
+        dr = dz[f]
+        for k in range(k4 if f < f4 else 0, nk):
+            cr = cols[k]
             acc = zero
             for l in range(nl):
                 acc += dr[l] * cr[l]
             dw[f, k] += acc
-    if not need_dx:
-        return
+
+
+@njit(inline="always", **OPTS)
+def _dcols(w2, dz, dcols, nl):
+    """dcols[:, :nl] = w2ᵀ (K, F) @ dz[:, :nl]: four rows of dcols (k) at a time, each sweep
+    summing four rows of dz (16 weights in registers, as in _z_rows4); leftover rows one at a time."""
+    nf, nk = w2.shape
     f4 = nf - nf % 4
-    for k in range(nk):
+    k4 = nk - nk % 4
+    for k in range(0, k4, 4):
+        o0, o1, o2, o3 = dcols[k], dcols[k + 1], dcols[k + 2], dcols[k + 3]
+        for l in range(nl):
+            o0[l] = 0
+            o1[l] = 0
+            o2[l] = 0
+            o3[l] = 0
+        for f in range(0, f4, 4):
+            d0, d1, d2, d3 = dz[f], dz[f + 1], dz[f + 2], dz[f + 3]
+            a00, a01, a02, a03 = w2[f, k], w2[f + 1, k], w2[f + 2, k], w2[f + 3, k]
+            a10, a11, a12, a13 = w2[f, k + 1], w2[f + 1, k + 1], w2[f + 2, k + 1], w2[f + 3, k + 1]
+            a20, a21, a22, a23 = w2[f, k + 2], w2[f + 1, k + 2], w2[f + 2, k + 2], w2[f + 3, k + 2]
+            a30, a31, a32, a33 = w2[f, k + 3], w2[f + 1, k + 3], w2[f + 2, k + 3], w2[f + 3, k + 3]
+            for l in range(nl):
+                x0, x1, x2, x3 = d0[l], d1[l], d2[l], d3[l]
+                o0[l] += a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
+                o1[l] += a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
+                o2[l] += a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
+                o3[l] += a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
+        for f in range(f4, nf):
+            dr = dz[f]
+            a0, a1, a2, a3 = w2[f, k], w2[f, k + 1], w2[f, k + 2], w2[f, k + 3]
+            for l in range(nl):
+                x = dr[l]
+                o0[l] += a0 * x
+                o1[l] += a1 * x
+                o2[l] += a2 * x
+                o3[l] += a3 * x
+    for k in range(k4, nk):
         out = dcols[k]
         for l in range(nl):
             out[l] = 0
-        for f in range(0, f4, 4):
-            a0, a1, a2, a3 = w2[f, k], w2[f + 1, k], w2[f + 2, k], w2[f + 3, k]
-            d0, d1, d2, d3 = dz[f], dz[f + 1], dz[f + 2], dz[f + 3]
-            for l in range(nl):
-                out[l] += a0 * d0[l] + a1 * d1[l] + a2 * d2[l] + a3 * d3[l]
-        for f in range(f4, nf):
+        for f in range(nf):
             a = w2[f, k]
             dr = dz[f]
             for l in range(nl):
                 out[l] += a * dr[l]
+
+
+@njit(inline="always", **OPTS)
+def _grads(w2, cols, dz, dw, db, dcols, nl, need_dx):
+    """db (F,) and dw (F, K) += the sums of dz[:, :nl] (F, nl) and cols[:, :nl] (K, nl) (_dw);
+    dcols[:, :nl] = w2ᵀ @ dz when need_dx (_dcols)."""
+    _dw(cols, dz, dw, db, nl)
+    if need_dx:
+        _dcols(w2, dz, dcols, nl)
 
 
 @njit(**OPTS)

@@ -22,6 +22,18 @@ it through its address, so nothing is compiled twice. A cold ``fastcnn train`` c
 ≈ 7.5 s instead of ≈ 18 s (benchmarks/README.md, "First run"); a call costs ≈ 1–2 µs more than
 a ``prange`` kernel's, and the results are bit for bit the same.
 
+All threads or one, timed per kernel and shape (``Pace``): a parallel region is worth its
+threads only when they run. GNU OpenMP's workers spin between regions; with one busy process
+beside a run on the 2-core machine that spinning took the CPU the work needed, and training kept
+31–42 % of its throughput with any split, where the same loop on one thread kept 67 % (20,700
+samples/s against 31,000 alone on two; benchmarks/README.md, session 7). So each (kernel, shape)
+keeps the seconds a call takes on all of Numba's threads and on one (one region on one thread,
+so the pool sleeps), runs the faster, and tries the other now and then (``PROBE``): alone it stays
+parallel (the one-thread probes cost ≈ 1/PROBE of their extra time), beside a busy process it
+moves to one thread within a few dozen steps, and back when the machine is free again. Either
+way every share runs, in order on one thread or taken in turn on several: the results are the
+same bit for bit.
+
 Safety: the share is called with the argument types it was compiled for — each tuple of
 argument types (``_key``, the type fingerprint Numba's dispatchers use: dtype, rank, layout,
 writeability of every array, type of every scalar) gets its own compiled share, and the
@@ -33,6 +45,8 @@ convention (``context.call_conv``), a compile result's ``fndesc.llvm_func_name``
 pure-Python fallback). tests/conv/test_launch.py is the first to fail if a release changes them.
 """
 from __future__ import annotations
+
+import time
 
 import numba
 import numpy as np
@@ -120,6 +134,56 @@ except ImportError:  # pragma: no cover - a Numba without it
     _key = _slow_key
 
 
+#: How often a kernel (per shape) runs the way that is not the faster one, to notice a change: the
+#: first probe after PROBE calls; a probe that confirms the choice doubles the interval (up to
+#: PROBE_MAX calls), a probe that changes it resets it. Alone, the one-thread probes then cost
+#: ≈ (its extra time) / PROBE_MAX; beside a busy process a parallel probe wakes the pool once.
+PROBE, PROBE_MAX = 16, 256
+#: False: always all threads (what fastcnn did before; benchmarks/under_load.py compares both).
+ADAPT = True
+WARM = 3  # calls on all threads before the first one-thread call (the first compiles, the pool starts)
+_SMOOTH = 0.25  # weight of a new time in the running average of the way that runs
+
+
+class Pace:
+    """Seconds per call of one kernel on one shape, on all threads and on one, and which to run
+    next (``one_thread``): the faster, except for a probe of the other now and then (see PROBE).
+    ``record`` keeps a running average of the way that runs and the last probe's time of the
+    other, so one probe is enough to switch (a wrong switch is undone by the running average on
+    the next calls)."""
+
+    __slots__ = ("calls", "seconds", "one", "interval", "next_probe")
+
+    def __init__(self):
+        self.calls = 0
+        self.seconds = [float("inf"), float("inf")]  # [all threads, one thread]
+        self.one = False  # the way that runs (the faster so far)
+        self.interval = PROBE
+        self.next_probe = WARM + 1
+
+    def one_thread(self) -> bool:
+        self.calls += 1
+        if self.calls < self.next_probe:
+            return self.one
+        return not self.one
+
+    def record(self, one: bool, seconds: float) -> None:
+        if one != self.one:  # a probe
+            self.seconds[one] = seconds
+            faster = self.seconds[1] < self.seconds[0]
+            if faster != self.one:
+                self.one, self.interval = faster, PROBE
+            else:
+                self.interval = min(2 * self.interval, PROBE_MAX)
+            self.next_probe = self.calls + self.interval
+            return
+        old = self.seconds[one]
+        self.seconds[one] = seconds if old == float("inf") else old + _SMOOTH * (seconds - old)
+        if self.seconds[one] > self.seconds[not one]:  # the other is faster now: run it
+            self.one, self.interval = not one, PROBE
+            self.next_probe = self.calls + self.interval
+
+
 class Shares:
     """``Shares(fn)(nt, *args)``: fn(t, nt, *args) for t = 0 … nt − 1 on Numba's threads.
 
@@ -133,6 +197,7 @@ class Shares:
         self.fn = fn
         self._jit = hasattr(fn, "overloads")  # else a plain function (NUMBA_DISABLE_JIT=1)
         self._addresses: dict[bytes | tuple, int] = {}
+        self._paces: dict[tuple, Pace] = {}  # (compiled share, shape of the first argument) -> its Pace
 
     def __call__(self, nt: int, *args) -> None:
         if not self._jit:  # in turn, here
@@ -143,8 +208,28 @@ class Shares:
         address = self._addresses.get(key)
         if address is None:
             address = self._addresses[key] = self._compile(args)
-        nw = min(nt, numba.get_num_threads())
-        if _launch(address, nt, nw, np.full(1, nw, dtype=np.int64), args):
+        threads = numba.get_num_threads()
+        pace = None
+        if ADAPT and threads > 1 and nt > 1:
+            where = (address, getattr(args[0], "shape", None))
+            pace = self._paces.get(where)
+            if pace is None:
+                pace = self._paces[where] = Pace()
+            one = pace.one_thread()
+        if pace is None or not one:
+            nw = min(nt, threads)
+            t0 = time.perf_counter()
+            failed = _launch(address, nt, nw, np.full(1, nw, dtype=np.int64), args)
+        else:  # the same region on one thread: every share in order, no worker woken
+            numba.set_num_threads(1)
+            try:
+                t0 = time.perf_counter()
+                failed = _launch(address, nt, 1, np.ones(1, dtype=np.int64), args)
+            finally:
+                numba.set_num_threads(threads)
+        if pace is not None:
+            pace.record(one, time.perf_counter() - t0)
+        if failed:
             self._reraise(nt, args)
 
     def over(self, n: int, *args) -> None:
