@@ -69,100 +69,33 @@ def _group(lo, count, q, i):
 
 
 @njit(inline="always", **OPTS)
-def _z_rows4(w2, b, cols, z, f, nl):
-    """z[f:f+4, :nl] = b[f:f+4] + w2[f:f+4] @ cols[:, :nl], four rows of cols per sweep.
+def _z_rows4(w4, b4, cols, z, f, nl):
+    """z[f:f+4, :nl] = b4[f:f+4] + w4[f:f+4] @ cols[:, :nl], four rows of cols per sweep.
 
     Register blocking: 16 weights stay in registers while the loop along the nl columns
-    (vectorised) loads four rows of cols and four of z, and stores four, for 16 multiply-adds:
-    0.75 loads or stores a multiply-add, where one row of z per sweep needed 1.5 (and was bound
-    by them: 54–58 GFLOP/s on one core for LeNet-5's layers, see benchmarks/README.md)."""
-    nk = w2.shape[1]
-    k4 = nk - nk % 4
+    (vectorised) loads four rows of cols and four of z and stores four, for 16 multiply-adds:
+    0.75 loads or stores a multiply-add, where one row of z per sweep needed 1.5 and was bound by
+    them. (One thread, batch 128: LeNet-5's second layer 0.95 → 0.56 ms, benchmarks/README.md.)"""
+    nk = w4.shape[1]
     z0, z1, z2, z3 = z[f], z[f + 1], z[f + 2], z[f + 3]
-    b0, b1, b2, b3 = b[f], b[f + 1], b[f + 2], b[f + 3]
+    b0, b1, b2, b3 = b4[f], b4[f + 1], b4[f + 2], b4[f + 3]
     for l in range(nl):
         z0[l] = b0
         z1[l] = b1
         z2[l] = b2
         z3[l] = b3
-    for k in range(0, k4, 4):
+    for k in range(0, nk, 4):
         c0, c1, c2, c3 = cols[k], cols[k + 1], cols[k + 2], cols[k + 3]
-        a00, a01, a02, a03 = w2[f, k], w2[f, k + 1], w2[f, k + 2], w2[f, k + 3]
-        a10, a11, a12, a13 = w2[f + 1, k], w2[f + 1, k + 1], w2[f + 1, k + 2], w2[f + 1, k + 3]
-        a20, a21, a22, a23 = w2[f + 2, k], w2[f + 2, k + 1], w2[f + 2, k + 2], w2[f + 2, k + 3]
-        a30, a31, a32, a33 = w2[f + 3, k], w2[f + 3, k + 1], w2[f + 3, k + 2], w2[f + 3, k + 3]
+        a00, a01, a02, a03 = w4[f, k], w4[f, k + 1], w4[f, k + 2], w4[f, k + 3]
+        a10, a11, a12, a13 = w4[f + 1, k], w4[f + 1, k + 1], w4[f + 1, k + 2], w4[f + 1, k + 3]
+        a20, a21, a22, a23 = w4[f + 2, k], w4[f + 2, k + 1], w4[f + 2, k + 2], w4[f + 2, k + 3]
+        a30, a31, a32, a33 = w4[f + 3, k], w4[f + 3, k + 1], w4[f + 3, k + 2], w4[f + 3, k + 3]
         for l in range(nl):
             x0, x1, x2, x3 = c0[l], c1[l], c2[l], c3[l]
             z0[l] += a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
             z1[l] += a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
             z2[l] += a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
             z3[l] += a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
-    for k in range(k4, nk):
-        cr = cols[k]
-        a0, a1, a2, a3 = w2[f, k], w2[f + 1, k], w2[f + 2, k], w2[f + 3, k]
-        for l in range(nl):
-            x = cr[l]
-            z0[l] += a0 * x
-            z1[l] += a1 * x
-            z2[l] += a2 * x
-            z3[l] += a3 * x
-
-
-@njit(inline="always", **OPTS)
-def _z_rows2(w2, b, cols, z, f, nl):
-    """``_z_rows4`` for two rows (the rest of an F that is 2 mod 4, like LeNet-5's 6)."""
-    nk = w2.shape[1]
-    k4 = nk - nk % 4
-    z0, z1 = z[f], z[f + 1]
-    b0, b1 = b[f], b[f + 1]
-    for l in range(nl):
-        z0[l] = b0
-        z1[l] = b1
-    for k in range(0, k4, 4):
-        c0, c1, c2, c3 = cols[k], cols[k + 1], cols[k + 2], cols[k + 3]
-        a00, a01, a02, a03 = w2[f, k], w2[f, k + 1], w2[f, k + 2], w2[f, k + 3]
-        a10, a11, a12, a13 = w2[f + 1, k], w2[f + 1, k + 1], w2[f + 1, k + 2], w2[f + 1, k + 3]
-        for l in range(nl):
-            x0, x1, x2, x3 = c0[l], c1[l], c2[l], c3[l]
-            z0[l] += a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
-            z1[l] += a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
-    for k in range(k4, nk):
-        cr = cols[k]
-        a0, a1 = w2[f, k], w2[f + 1, k]
-        for l in range(nl):
-            x = cr[l]
-            z0[l] += a0 * x
-            z1[l] += a1 * x
-
-
-@njit(inline="always", **OPTS)
-def _z_row(w2, b, cols, z, f, nl):
-    """``_z_rows4`` for one row."""
-    nk = w2.shape[1]
-    zr = z[f]
-    bf = b[f]
-    for l in range(nl):
-        zr[l] = bf
-    for k in range(nk):
-        a = w2[f, k]
-        cr = cols[k]
-        for l in range(nl):
-            zr[l] += a * cr[l]
-
-
-@njit(inline="always", **OPTS)
-def _matmul(w2, b, cols, z, nl):
-    """z[:, :nl] = b + w2 (F, K) @ cols[:, :nl], the inner loop along the nl columns (vectorised),
-    in blocks of four rows of z (then two, then one)."""
-    nf = w2.shape[0]
-    f4 = nf - nf % 4
-    f2 = nf - nf % 2
-    for f in range(0, f4, 4):
-        _z_rows4(w2, b, cols, z, f, nl)
-    for f in range(f4, f2, 2):
-        _z_rows2(w2, b, cols, z, f, nl)
-    for f in range(f2, nf):
-        _z_row(w2, b, cols, z, f, nl)
 
 
 @njit(inline="always", **OPTS)
@@ -215,10 +148,35 @@ def _dw_block(cols, dz, dw, f, k, nl):
 
 
 @njit(inline="always", **OPTS)
-def _dw(cols, dz, dw, db, nl):
-    """db (F,) += Σ_l dz[:, :nl];  dw (F, K) += dz[:, :nl] @ cols[:, :nl]ᵀ, in 4×4 blocks
-    (_dw_block), the rows and columns left over one dot product at a time."""
-    nf, nk = dw.shape
+def _dcols_rows4(w4, dz, dcols, k, nl):
+    """dcols[k:k+4, :nl] = w4[:, k:k+4]ᵀ @ dz[:, :nl], summing four rows of dz per sweep (16
+    weights in registers, as in _z_rows4)."""
+    nf = w4.shape[0]
+    o0, o1, o2, o3 = dcols[k], dcols[k + 1], dcols[k + 2], dcols[k + 3]
+    for l in range(nl):
+        o0[l] = 0
+        o1[l] = 0
+        o2[l] = 0
+        o3[l] = 0
+    for f in range(0, nf, 4):
+        d0, d1, d2, d3 = dz[f], dz[f + 1], dz[f + 2], dz[f + 3]
+        a00, a01, a02, a03 = w4[f, k], w4[f + 1, k], w4[f + 2, k], w4[f + 3, k]
+        a10, a11, a12, a13 = w4[f, k + 1], w4[f + 1, k + 1], w4[f + 2, k + 1], w4[f + 3, k + 1]
+        a20, a21, a22, a23 = w4[f, k + 2], w4[f + 1, k + 2], w4[f + 2, k + 2], w4[f + 3, k + 2]
+        a30, a31, a32, a33 = w4[f, k + 3], w4[f + 1, k + 3], w4[f + 2, k + 3], w4[f + 3, k + 3]
+        for l in range(nl):
+            x0, x1, x2, x3 = d0[l], d1[l], d2[l], d3[l]
+            o0[l] += a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
+            o1[l] += a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
+            o2[l] += a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
+            o3[l] += a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
+
+
+@njit(inline="always", **OPTS)
+def _grads(w4, cols, dz, dw, db, dcols, nl, need_dx):
+    """From dz[:, :nl] (F4, nl) and cols[:, :nl] (K4, nl): db (F4,) += Σ_l dz, dw (F4, K4) +=
+    dz @ colsᵀ in 4×4 blocks (_dw_block); dcols[:, :nl] = w4ᵀ @ dz when need_dx (_dcols_rows4)."""
+    nf, nk = w4.shape
     zero = dz.dtype.type(0)
     for f in range(nf):
         dr = dz[f]
@@ -226,96 +184,49 @@ def _dw(cols, dz, dw, db, nl):
         for l in range(nl):
             acc += dr[l]
         db[f] += acc
-    f4 = nf - nf % 4
-    k4 = nk - nk % 4
-    for k in range(0, k4, 4):
-        for f in range(0, f4, 4):
+    for k in range(0, nk, 4):
+        for f in range(0, nf, 4):
             _dw_block(cols, dz, dw, f, k, nl)
-    for f in range(nf):
-        dr = dz[f]
-        for k in range(k4 if f < f4 else 0, nk):
-            cr = cols[k]
-            acc = zero
-            for l in range(nl):
-                acc += dr[l] * cr[l]
-            dw[f, k] += acc
-
-
-@njit(inline="always", **OPTS)
-def _dcols(w2, dz, dcols, nl):
-    """dcols[:, :nl] = w2ᵀ (K, F) @ dz[:, :nl]: four rows of dcols (k) at a time, each sweep
-    summing four rows of dz (16 weights in registers, as in _z_rows4); leftover rows one at a time."""
-    nf, nk = w2.shape
-    f4 = nf - nf % 4
-    k4 = nk - nk % 4
-    for k in range(0, k4, 4):
-        o0, o1, o2, o3 = dcols[k], dcols[k + 1], dcols[k + 2], dcols[k + 3]
-        for l in range(nl):
-            o0[l] = 0
-            o1[l] = 0
-            o2[l] = 0
-            o3[l] = 0
-        for f in range(0, f4, 4):
-            d0, d1, d2, d3 = dz[f], dz[f + 1], dz[f + 2], dz[f + 3]
-            a00, a01, a02, a03 = w2[f, k], w2[f + 1, k], w2[f + 2, k], w2[f + 3, k]
-            a10, a11, a12, a13 = w2[f, k + 1], w2[f + 1, k + 1], w2[f + 2, k + 1], w2[f + 3, k + 1]
-            a20, a21, a22, a23 = w2[f, k + 2], w2[f + 1, k + 2], w2[f + 2, k + 2], w2[f + 3, k + 2]
-            a30, a31, a32, a33 = w2[f, k + 3], w2[f + 1, k + 3], w2[f + 2, k + 3], w2[f + 3, k + 3]
-            for l in range(nl):
-                x0, x1, x2, x3 = d0[l], d1[l], d2[l], d3[l]
-                o0[l] += a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
-                o1[l] += a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
-                o2[l] += a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
-                o3[l] += a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
-        for f in range(f4, nf):
-            dr = dz[f]
-            a0, a1, a2, a3 = w2[f, k], w2[f, k + 1], w2[f, k + 2], w2[f, k + 3]
-            for l in range(nl):
-                x = dr[l]
-                o0[l] += a0 * x
-                o1[l] += a1 * x
-                o2[l] += a2 * x
-                o3[l] += a3 * x
-    for k in range(k4, nk):
-        out = dcols[k]
-        for l in range(nl):
-            out[l] = 0
-        for f in range(nf):
-            a = w2[f, k]
-            dr = dz[f]
-            for l in range(nl):
-                out[l] += a * dr[l]
-
-
-@njit(inline="always", **OPTS)
-def _grads(w2, cols, dz, dw, db, dcols, nl, need_dx):
-    """db (F,) and dw (F, K) += the sums of dz[:, :nl] (F, nl) and cols[:, :nl] (K, nl) (_dw);
-    dcols[:, :nl] = w2ᵀ @ dz when need_dx (_dcols)."""
-    _dw(cols, dz, dw, db, nl)
     if need_dx:
-        _dcols(w2, dz, dcols, nl)
+        for k in range(0, nk, 4):
+            _dcols_rows4(w4, dz, dcols, k, nl)
+
+
+@njit(inline="always", **OPTS)
+def _cols_buffer(nk, nk4, g, nl, dtype):
+    """The (K4, g, nl) unroll buffer: rows K … K4 − 1 (the padding, see _padded) zero."""
+    cols = np.empty((nk4, g, nl), dtype=dtype)
+    for k in range(nk, nk4):
+        for j in range(g):
+            row = cols[k, j]
+            for l in range(nl):
+                row[l] = 0
+    return cols
 
 
 @njit(**OPTS)
-def _forward_share(t, nt, xpad, w2, b, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, g, y, arg):
+def _forward_share(t, nt, xpad, w4, b4, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, g, y, arg):
     """Thread t's part of every direct forward: its samples span(t, nt, N), in groups of at
-    most g. Without ``pool``: y = z (N, F, oh, ow), arg a dummy. With ``pool``: y = maxpool(relu(z))
-    (N, F, poh, pow) and arg int32 (same shape) = i·ow + j of the window's first maximum of z,
-    or −1 where that maximum is ≤ 0 (ReLU passes no gradient); relu(max z) = max relu(z):
-    ReLU is monotonic."""
-    n = xpad.shape[0]
-    nf, nk = w2.shape
+    most g. w4 (F4, K4), b4 (F4,): the weights and bias padded with zeros (_padded); y has the
+    F real channels. Without ``pool``: y = z (N, F, oh, ow), arg a dummy. With ``pool``: y =
+    maxpool(relu(z)) (N, F, poh, pow) and arg int32 (same shape) = i·ow + j of the window's first
+    maximum of z, or −1 where that maximum is ≤ 0 (ReLU passes no gradient); relu(max z) =
+    max relu(z): ReLU is monotonic."""
+    n, c = xpad.shape[0], xpad.shape[1]
+    nf, nf4, nk4 = y.shape[1], w4.shape[0], w4.shape[1]
     nl = oh * ow
     yl = y.reshape(n, nf, -1)
     zero = xpad.dtype.type(0)  # z already holds the bias
-    cols = np.empty((nk, g, nl), dtype=xpad.dtype)
-    z = np.empty((nf, g, nl), dtype=xpad.dtype)
+    cols = _cols_buffer(c * kh * kw, nk4, g, nl, xpad.dtype)
+    z = np.empty((nf4, g, nl), dtype=xpad.dtype)
+    c2, z2 = cols.reshape(nk4, g * nl), z.reshape(nf4, g * nl)
     lo, count, q = _groups(t, nt, n, g)
     for grp in range(q):
         s0, m = _group(lo, count, q, grp)
         for j in range(m):
             unroll_rows(xpad[s0 + j], kh, kw, sh, sw, oh, ow, cols, j)
-        _matmul(w2, b, cols.reshape(nk, g * nl), z.reshape(nf, g * nl), m * nl)
+        for f in range(0, nf4, 4):
+            _z_rows4(w4, b4, c2, z2, f, m * nl)
         for j in range(m):
             for f in range(nf):
                 if pool:
@@ -331,6 +242,22 @@ _forward = Shares(_forward_share)
 
 def _g(w2, l, x, nt):
     return group(w2.shape[1], l, len(x), nt, x.itemsize)
+
+
+def _padded(w2, b=None):
+    """w2 (F, K) -> w4 (F4, K4) and b (F,) -> b4 (F4,), F4 and K4 the multiples of four at or above
+    F and K, padded with zeros: the kernels then run whole 4×4 blocks and no remainder loops, whose
+    code had cost a cold first run ≈ 3 s of compilation (the padding costs LeNet-5's first layer,
+    F = 6, a third more multiply-adds in its products, ≈ 1 % of a step)."""
+    f, k = w2.shape
+    f4, k4 = -(-f // 4) * 4, -(-k // 4) * 4
+    w4 = np.zeros((f4, k4), dtype=w2.dtype)
+    w4[:f, :k] = w2
+    if b is None:
+        return w4
+    b4 = np.zeros(f4, dtype=w2.dtype)
+    b4[:f] = b
+    return w4, b4
 
 
 def _check_conv(kernel, xpad, w2, kh, kw, sh, sw, oh, ow, nt):
@@ -357,7 +284,7 @@ def conv_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, nt):
     _check_conv("conv_forward", xpad, w2, kh, kw, sh, sw, oh, ow, nt)
     _check_bias("conv_forward", b, w2)
     y = np.empty((len(xpad), len(w2), oh, ow), dtype=xpad.dtype)
-    _forward(nt, xpad, w2, b, kh, kw, sh, sw, oh, ow, False, 1, 1, 1, 1, _g(w2, oh * ow, xpad, nt), y, _NO_ARG)
+    _forward(nt, xpad, *_padded(w2, b), kh, kw, sh, sw, oh, ow, False, 1, 1, 1, 1, _g(w2, oh * ow, xpad, nt), y, _NO_ARG)
     return y
 
 
@@ -369,7 +296,7 @@ def conv_relu_maxpool_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, pkh, pkw, psh
     checks.window("conv_relu_maxpool_forward", "the pooled W", ow, pkw, psw, pow_)
     y = np.empty((len(xpad), len(w2), poh, pow_), dtype=xpad.dtype)
     arg = np.empty(y.shape, dtype=np.int32)
-    _forward(nt, xpad, w2, b, kh, kw, sh, sw, oh, ow, True, pkh, pkw, psh, psw, _g(w2, oh * ow, xpad, nt), y, arg)
+    _forward(nt, xpad, *_padded(w2, b), kh, kw, sh, sw, oh, ow, True, pkh, pkw, psh, psw, _g(w2, oh * ow, xpad, nt), y, arg)
     return y, arg
 
 
@@ -380,43 +307,44 @@ PLAIN, RELU, MAXPOOL = 0, 1, 2  # how a backward pass turns dy into dz
 
 
 @njit(**OPTS)
-def _backward_share(t, nt, xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, dxpad, dw_t, db_t):
-    """Thread t's part of every direct backward (the groups of _forward_share). ``mode`` says
-    how dz (F, oh·ow) comes from dy:
+def _backward_share(t, nt, xpad, w4, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, dxpad, dw_t, db_t):
+    """Thread t's part of every direct backward (the groups of _forward_share; w4 (F4, K4) the
+    padded weights). ``mode`` says how dz (F, oh·ow) comes from dy:
     PLAIN dz = dy;  RELU dz = dy · [aux > 0] (aux = the layer's output y);
     MAXPOOL dz = dy (N, F, poh, pow) scattered to aux = arg (−1: no gradient).
     Writes dxpad (N, C, Hp, Wp) (when need_dx) and adds this thread's sums to dw_t[t]
-    (F, C·kh·kw) and db_t[t] (F,); the callers add the nt rows up (_summed) in NumPy."""
-    n, nf = dy.shape[0], dy.shape[1]
-    nk = w2.shape[1]
+    (F4, K4) and db_t[t] (F4,) (the padding's rows and columns stay zero: dz's padded rows are
+    zero); the callers add the nt rows up and cut the padding off (_summed) in NumPy."""
+    n, nf, c = dy.shape[0], dy.shape[1], xpad.shape[1]
+    nf4, nk4 = w4.shape
     nl = oh * ow
-    cols = np.empty((nk, g, nl), dtype=xpad.dtype)
-    dz = np.zeros((nf, g, nl), dtype=xpad.dtype)
-    dcols = np.empty((nk, g, nl) if need_dx else (1, 1, 1), dtype=xpad.dtype)
+    cols = _cols_buffer(c * kh * kw, nk4, g, nl, xpad.dtype)
+    dz = np.zeros((nf4, g, nl), dtype=xpad.dtype)
+    dcols = np.empty((nk4, g, nl) if need_dx else (1, 1, 1), dtype=xpad.dtype)
+    c2, dz2 = cols.reshape(nk4, g * nl), dz.reshape(nf4, g * nl)
+    dcols2 = dcols.reshape(nk4, g * nl) if need_dx else dcols.reshape(1, 1)
     lo, count, q = _groups(t, nt, n, g)
     for grp in range(q):
         s0, m = _group(lo, count, q, grp)
         for j in range(m):
             s = s0 + j
-            if mode == MAXPOOL:
-                for f in range(nf):
-                    dzr = dz[f, j]
-                    dzr[:] = 0
+            for f in range(nf):
+                dzr = dz[f, j]
+                if mode == MAXPOOL:
+                    for l in range(nl):
+                        dzr[l] = 0
                     for u in range(dy.shape[2]):
                         for v in range(dy.shape[3]):
                             a = int(aux[s, f, u, v])
                             if a >= 0:
                                 dzr[a] += dy[s, f, u, v]
-            else:
-                for f in range(nf):
-                    dzr = dz[f, j]
+                else:
                     for i in range(oh):
                         for jj in range(ow):
                             gr = dy[s, f, i, jj]
                             dzr[i * ow + jj] = gr if mode == PLAIN or aux[s, f, i, jj] > 0 else 0
             unroll_rows(xpad[s], kh, kw, sh, sw, oh, ow, cols, j)
-        _grads(w2, cols.reshape(nk, g * nl), dz.reshape(nf, g * nl), dw_t[t], db_t[t],
-               dcols.reshape(nk, g * nl) if need_dx else dcols.reshape(1, 1), m * nl, need_dx)
+        _grads(w4, c2, dz2, dw_t[t], db_t[t], dcols2, m * nl, need_dx)
         if need_dx:
             for j in range(m):
                 dxpad[s0 + j] = 0
@@ -427,7 +355,7 @@ _backward_shares = Shares(_backward_share)
 
 
 def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, nt):
-    """-> dxpad (N, C, Hp, Wp) (or a dummy), dw_t (nt, F, C·kh·kw), db_t (nt, F)."""
+    """-> dxpad (N, C, Hp, Wp) (or a dummy), dw_t (nt, F, C·kh·kw), db_t (nt, F) (views without the padding)."""
     kernel = ("conv_backward", "relu_mask_conv_backward", "conv_relu_maxpool_backward")[mode]
     checks.array(kernel, "dy", dy, 4)
     _check_conv(kernel, xpad, w2, kh, kw, sh, sw, oh, ow, nt)
@@ -443,12 +371,12 @@ def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, nt):
         checks.shape(kernel, "dy", dy, (n, f, oh, ow))
         checks.array(kernel, "the layer output", aux, 4)
     checks.shape(kernel, "the layer output" if mode == RELU else "arg", aux, dy.shape)
-    nf, nk = w2.shape
-    dw_t = np.zeros((nt, nf, nk), dtype=w2.dtype)
-    db_t = np.zeros((nt, nf), dtype=w2.dtype)
+    w4 = _padded(w2)
+    dw_t = np.zeros((nt, *w4.shape), dtype=w2.dtype)
+    db_t = np.zeros((nt, w4.shape[0]), dtype=w2.dtype)
     dxpad = np.empty(xpad.shape if need_dx else (1, 1, 1, 1), dtype=xpad.dtype)
-    _backward_shares(nt, xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, dxpad, dw_t, db_t)
-    return dxpad, dw_t, db_t
+    _backward_shares(nt, xpad, w4, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, dxpad, dw_t, db_t)
+    return dxpad, dw_t[:, :f, :w2.shape[1]], db_t[:, :f]
 
 
 def _summed(out):
