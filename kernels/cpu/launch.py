@@ -50,29 +50,114 @@ import time
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange, typeof, types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, models, register_model
 
 from .options import PRANGE_ONLY
 
 
+class ArgsPointer(types.Type):
+    """The address (int64) of a tuple of arguments of type ``args`` in the caller's frame: an
+    int64 to LLVM, so every compiled function taking one has the same machine signature,
+    whatever the arguments. It lets one parallel launcher, compiled once, run every share."""
+
+    def __init__(self, args):
+        self.args = args
+        super().__init__(name=f"ArgsPointer({args})")
+
+    @property
+    def key(self):
+        return self.args
+
+
+@register_model(ArgsPointer)
+class _ArgsPointerModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, ir.IntType(64))
+
+
 @intrinsic
-def _call(typingctx, addr, t, nt, args):
-    """Call the compiled share at ``addr`` (a Numba-ABI function pointer, as int64) with
-    (t, nt, *args); return 1 if it raised, else 0. (A parallel region cannot propagate an
-    exception: the launcher counts them and Shares re-raises them, see Shares.__call__.)"""
-    share_args = (types.int64, types.int64, *args.types)
+def _pack(typingctx, args):
+    """The arguments stored in this frame (a stack slot): -> their ArgsPointer. Valid while the
+    function that packed them runs; the references stay the caller's."""
+    def codegen(context, builder, signature, llargs):
+        slot = cgutils.alloca_once(builder, context.get_value_type(args))
+        builder.store(llargs[0], slot)
+        return builder.ptrtoint(slot, ir.IntType(64))
+
+    return ArgsPointer(args)(args), codegen
+
+
+@intrinsic
+def _unpack(typingctx, pointer):
+    """The arguments an ArgsPointer points to, as a new reference (the caller decrefs it)."""
+    if not isinstance(pointer, ArgsPointer):
+        return None
+
+    def codegen(context, builder, signature, llargs):
+        ty = context.get_value_type(pointer.args)
+        value = builder.load(builder.inttoptr(llargs[0], ty.as_pointer()))
+        context.nrt.incref(builder, pointer.args, value)
+        return value
+
+    return pointer.args(pointer), codegen
+
+
+def _call_at(context, builder, address, restype, argtypes, values):
+    """Call the compiled Numba function at ``address`` (an int64 value) -> (raised: i1, result)."""
+    fnty = context.call_conv.get_function_type(restype, argtypes).as_pointer()
+    status, out = context.call_conv.call_function(builder, builder.inttoptr(address, fnty), restype, argtypes,
+                                                  values)
+    return status.is_error, out
+
+
+@intrinsic
+def _call_share(typingctx, addr, t, nt, args):
+    """share(t, nt, *args) at address ``addr``; returns 1 if it raised, else 0. (A parallel region
+    cannot propagate an exception: the launcher counts them and Shares re-raises them.)"""
+    argtypes = (types.int64, types.int64, *args.types)
 
     def codegen(context, builder, signature, llargs):
         address, tv, ntv, tup = llargs
         values = [tv, ntv] + [builder.extract_value(tup, i) for i in range(len(args.types))]
-        fnty = context.call_conv.get_function_type(types.void, share_args).as_pointer()
-        fn = builder.inttoptr(address, fnty)
-        status, _ = context.call_conv.call_function(builder, fn, types.void, share_args, values)
-        return builder.zext(status.is_error, context.get_value_type(types.int64))
+        raised, _ = _call_at(context, builder, address, types.void, argtypes, values)
+        return builder.zext(raised, context.get_value_type(types.int64))
 
     return types.int64(types.int64, types.int64, types.int64, args), codegen
+
+
+def _int_call(arity, last=types.int64):
+    """An intrinsic calling a compiled function f(arity int64 arguments, ``last``) -> int64 at an
+    address, returning 1 if it raised, else f's result."""
+    argtypes = (types.int64,) * arity + (last,)
+
+    def codegen(context, builder, signature, llargs):
+        raised, out = _call_at(context, builder, llargs[0], types.int64, argtypes, list(llargs[1:]))
+        return builder.select(raised, context.get_constant(types.int64, 1), out)
+
+    return types.int64(types.int64, *argtypes), codegen
+
+
+@intrinsic
+def _call_trampoline(typingctx, addr, share, t, nt, pointer):
+    """trampoline(share, t, nt, pointer) at address ``addr`` (see _trampoline)."""
+    return _int_call(3)
+
+
+@intrinsic
+def _call_launcher(typingctx, addr, trampoline, share, nt, nw, pointer, counter):
+    """launcher(trampoline, share, nt, nw, pointer, counter) at address ``addr`` (see _launch)."""
+    return _int_call(5, types.int64[::1])
+
+
+@njit(cache=True, nogil=True)
+def _trampoline(share, t, nt, pointer):
+    """Share t of nt of the share at address ``share``, its arguments unpacked from ``pointer``
+    (an ArgsPointer): compiled once per argument types, a plain function, and called by address
+    from the one parallel launcher; returns 1 if the share raised, else 0."""
+    return _call_share(share, t, nt, _unpack(pointer))
 
 
 @intrinsic
@@ -88,16 +173,37 @@ def _take(typingctx, counter):
 
 
 @njit(parallel=PRANGE_ONLY, cache=True, nogil=True)
-def _launch(addr, nt, nw, counter, args):
-    """Shares 0 … nt − 1 of the share at ``addr`` on nw workers: worker w runs share w, then
-    the shares it takes from ``counter`` (which starts at nw); returns how many raised."""
+def _launch(trampoline, share, nt, nw, pointer, counter):
+    """Shares 0 … nt − 1 on nw workers: worker w runs share w, then the shares it takes from
+    ``counter`` (which starts at nw), each through ``trampoline`` (its address) with the
+    arguments at ``pointer``; returns how many raised. All arguments are int64 (and one int64
+    array): one compiled launcher for every share and argument type."""
     failed = 0
     for w in prange(nw):
         t = np.int64(w)
         while t < nt:
-            failed += _call(addr, t, nt, args)
+            failed += _call_trampoline(trampoline, share, t, nt, pointer)
             t = _take(counter)
     return failed
+
+
+@njit(cache=True, nogil=True)
+def _enter(launcher, trampoline, share, nt, nw, counter, args):
+    """Pack ``args`` in this frame and run the launcher at address ``launcher`` on them
+    (compiled once per argument types: a plain function; the launcher's region is not)."""
+    return _call_launcher(launcher, trampoline, share, nt, nw, _as_int(_pack(args)), counter)
+
+
+@intrinsic
+def _as_int(typingctx, pointer):
+    """An ArgsPointer as the int64 it is."""
+    if not isinstance(pointer, ArgsPointer):
+        return None
+
+    def codegen(context, builder, signature, llargs):
+        return llargs[0]
+
+    return types.int64(pointer), codegen
 
 
 @njit(inline="always")
@@ -196,7 +302,7 @@ class Shares:
     def __init__(self, fn):
         self.fn = fn
         self._jit = hasattr(fn, "overloads")  # else a plain function (NUMBA_DISABLE_JIT=1)
-        self._addresses: dict[bytes | tuple, int] = {}
+        self._addresses: dict[bytes | tuple, tuple[int, int]] = {}  # type key -> (share, trampoline)
         self._paces: dict[tuple, Pace] = {}  # (compiled share, shape of the first argument) -> its Pace
 
     def __call__(self, nt: int, *args) -> None:
@@ -205,9 +311,10 @@ class Shares:
                 self.fn(t, nt, *args)
             return
         key = _key(args)
-        address = self._addresses.get(key)
-        if address is None:
-            address = self._addresses[key] = self._compile(args)
+        addresses = self._addresses.get(key)
+        if addresses is None:
+            addresses = self._addresses[key] = self._compile(args)
+        address, trampoline = addresses
         threads = numba.get_num_threads()
         pace = None
         if ADAPT and threads > 1 and nt > 1:
@@ -219,12 +326,12 @@ class Shares:
         if pace is None or not one:
             nw = min(nt, threads)
             t0 = time.perf_counter()
-            failed = _launch(address, nt, nw, np.full(1, nw, dtype=np.int64), args)
+            failed = _enter(_launcher(), trampoline, address, nt, nw, np.full(1, nw, dtype=np.int64), args)
         else:  # the same region on one thread: every share in order, no worker woken
             numba.set_num_threads(1)
             try:
                 t0 = time.perf_counter()
-                failed = _launch(address, nt, 1, np.ones(1, dtype=np.int64), args)
+                failed = _enter(_launcher(), trampoline, address, nt, 1, np.ones(1, dtype=np.int64), args)
             finally:
                 numba.set_num_threads(threads)
         if pace is not None:
@@ -244,8 +351,25 @@ class Shares:
             self.fn(t, nt, *args)
         raise RuntimeError(f"{self.fn.__name__} failed on a worker thread but not when run again")
 
-    def _compile(self, args) -> int:
-        sig = (types.int64, types.int64, *(typeof(a) for a in args))
-        self.fn.compile(sig)
-        cres = self.fn.overloads[sig]
-        return cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
+    def _compile(self, args) -> tuple[int, int]:
+        """The addresses of the share and of its trampoline compiled for these argument types."""
+        arg_types = tuple(typeof(a) for a in args)
+        share = _address(self.fn, (types.int64, types.int64, *arg_types))
+        return share, _address(_trampoline, (types.int64,) * 3 + (ArgsPointer(types.Tuple(arg_types)),))
+
+
+def _address(dispatcher, sig) -> int:
+    """The machine address of ``dispatcher`` compiled for ``sig`` (loaded from its cache if there)."""
+    dispatcher.compile(sig)
+    cres = dispatcher.overloads[tuple(sig)]
+    return cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
+
+
+_LAUNCHER: list[int] = []
+
+
+def _launcher() -> int:
+    """The address of the one compiled launcher (compiled, or loaded, on first use)."""
+    if not _LAUNCHER:
+        _LAUNCHER.append(_address(_launch, (types.int64,) * 5 + (types.int64[::1],)))
+    return _LAUNCHER[0]

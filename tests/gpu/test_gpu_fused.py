@@ -326,7 +326,13 @@ def test_conv_without_bias_and_first_layer_without_dx():
 @pytest.mark.parametrize("preset", ["fast99", "compact", "lab-best"])
 def test_a_run_on_the_lean_gpu_path_tracks_the_cpu_run(preset, tmp_path, monkeypatch):
     """The Trainer with each preset's recipe (label smoothing, batch norm, augmentation, EMA, TTA):
-    the same losses and accuracies on the stand-in's lean path as on NumPy."""
+    the same losses and accuracies on the stand-in's lean path as on NumPy — to 1e-9 in float64.
+    In float32 the training losses and accuracies agree to 1e-3, but not the test loss: a Linear's
+    bias right before a batch norm has no true gradient (the norm subtracts the mean), so its
+    gradient is float32 rounding, which Adam turns into steps of size lr in a direction the
+    summation order decides; the norm's running mean, and with it the evaluation's loss, then
+    differ by ≈ 1e-3 between any two summation orders (compact: 1.05e-3 between the lean path and
+    the CPU kernels, 1.2e-4 between two versions of the CPU kernels; 6e-13 in float64)."""
     from fastcnn.config import TrainConfig
     from fastcnn.data import Dataset, load_mnist
     from fastcnn.train import Trainer
@@ -334,11 +340,15 @@ def test_a_run_on_the_lean_gpu_path_tracks_the_cpu_run(preset, tmp_path, monkeyp
     monkeypatch.setenv("FASTCNN_FAKE_CUPY", "1")
     d = load_mnist()
     data = Dataset(d.x_train[:384], d.y_train[:384], d.x_test[:100], d.y_test[:100])
-    hist = {}
-    for be in ("numpy", "cupy"):
-        cfg = TrainConfig(model=preset, backend=be, epochs=1, eval_every=2, log_every=2, progress=False,
-                          target_acc=None, out=str(tmp_path / be))
-        t = Trainer(cfg, data=data)
-        t.fit()
-        hist[be] = np.array([[h["loss"], h["test_loss"], h["test_accuracy"]] for h in t.history])
-    np.testing.assert_allclose(hist["cupy"], hist["numpy"], rtol=1e-3, atol=1e-6)
+    for dtype in ("float64", "float32"):
+        hist = {}
+        for be in ("numpy", "cupy"):
+            cfg = TrainConfig(model=preset, backend=be, epochs=1, eval_every=2, log_every=2, progress=False,
+                              target_acc=None, out=str(tmp_path / dtype / be), dtype=dtype)
+            t = Trainer(cfg, data=data)
+            t.fit()
+            hist[be] = np.array([[h["loss"], h["test_loss"], h["test_accuracy"]] for h in t.history])
+        if dtype == "float64":
+            np.testing.assert_allclose(hist["cupy"], hist["numpy"], rtol=1e-9, atol=1e-12)
+        else:
+            np.testing.assert_allclose(hist["cupy"][:, [0, 2]], hist["numpy"][:, [0, 2]], rtol=1e-3, atol=1e-6)
