@@ -16,11 +16,15 @@ share (each share writes its own outputs and its own partial sums, added up in s
 Why not a ``prange`` loop in each kernel: Numba compiles a parallel kernel's loop body twice
 (as the parallel region's own function, then again inside the kernel that links it in), and
 the body of a convolution kernel — unrolled and vectorised inner loops — is most of its
-compile time. Here the body is compiled once, as an ordinary cached serial function; one small
-``prange`` launcher, compiled once per argument-tuple type (≈ 0.5 s cold, cached after), calls
-it through its address, so nothing is compiled twice. A cold ``fastcnn train`` compiles in
-≈ 7.5 s instead of ≈ 18 s (benchmarks/README.md, "First run"); a call costs ≈ 1–2 µs more than
-a ``prange`` kernel's, and the results are bit for bit the same.
+compile time. Here the body is compiled once, as an ordinary cached serial function, and called
+through its address. One ``prange`` launcher (``_launch``) runs every share: its arguments are
+all int64 — the addresses, and an ``ArgsPointer`` to the share's arguments, packed in the frame
+of ``_enter`` — so it is compiled once (a parallel region costs ≈ 0.5–1 s to compile, where it
+had been compiled once per argument-tuple type). Per argument types there are two small plain
+functions: ``_enter`` (packs the arguments, calls the launcher) and ``_trampoline`` (unpacks
+them, calls the share). A cold ``fastcnn train`` compiles in ≈ 7.5 s instead of ≈ 18 s
+(benchmarks/README.md, "First run"); a call costs ≈ 1–2 µs more than a ``prange`` kernel's,
+and the results are bit for bit the same.
 
 All threads or one, timed per kernel and shape (``Pace``): a parallel region is worth its
 threads only when they run. GNU OpenMP's workers spin between regions; with one busy process
@@ -36,13 +40,15 @@ same bit for bit.
 
 Safety: the share is called with the argument types it was compiled for — each tuple of
 argument types (``_key``, the type fingerprint Numba's dispatchers use: dtype, rank, layout,
-writeability of every array, type of every scalar) gets its own compiled share, and the
-launcher is specialised on the same tuple type.
+writeability of every array, type of every scalar) gets its own compiled share, ``_enter`` and
+``_trampoline``, all three specialised on the same tuple type; the packed arguments live in
+``_enter``'s frame until the launcher returns, and their references stay the caller's.
 
 Numba internals this relies on (stable for years, but not public API): the CPU calling
-convention (``context.call_conv``), a compile result's ``fndesc.llvm_func_name`` and
-``library.get_pointer_to_function``, and ``numba._dispatcher.compute_fingerprint`` (with a
-pure-Python fallback). tests/conv/test_launch.py is the first to fail if a release changes them.
+convention (``context.call_conv``: a function's machine signature depends only on its argument
+types, so an ArgsPointer, modelled as an int64, passes as one), a compile result's
+``fndesc.llvm_func_name`` and ``library.get_pointer_to_function``, and
+``numba._dispatcher.compute_fingerprint`` (with a pure-Python fallback). tests/conv/test_launch.py is the first to fail if a release changes them.
 """
 from __future__ import annotations
 
