@@ -1,7 +1,9 @@
 """Numba CPU kernels: direct and im2col convolution, pooling, layouts.
 
 Every kernel is compiled on first use for the dtypes it meets (lazily: a run compiles only
-what it calls) and cached next to its source (``__pycache__``), so later runs load it.
+what it calls) and cached next to its source (``__pycache__``), so later runs load it; the cache
+is stamped with every source file of this folder (``cache_stamp.py``), since kernels inline
+each other's functions.
 ``on_first_compile(callback)`` lets a caller say so when a run does compile. Numba indexes
 without bounds checks, so each kernel's Python entry point checks its arguments first
 (``checks.py``: ranks, shapes, dtypes, window geometry; a ValueError naming the kernel). The parallel
@@ -14,6 +16,10 @@ workers never spin against Numba's).
 from __future__ import annotations
 
 import contextlib
+
+from . import cache_stamp
+
+cache_stamp.install()  # before any kernel module defines its functions: see cache_stamp.py
 
 
 @contextlib.contextmanager

@@ -24,10 +24,12 @@ OPTS = dict(cache=True, nogil=True, fastmath=True)
 def unroll(xs, kh, kw, sh, sw, oh, ow, cols, g):
     """xs (C, Hp, Wp) -> cols[:, g] (C·kh·kw, oh·ow) of cols (C·kh·kw, G, oh·ow):
     cols[(c, p, q), g, i·ow + j] = xs[c, i·sh + p, j·sw + q].
-    The stride-1 case is a loop nest of its own (contiguous copies the compiler vectorises); a
-    test of sw inside the row loop cost a backward pass of LeNet-5's second layer 19 %."""
-    if sw == 1:
-        _unroll_w1(xs, kh, kw, sh, oh, ow, cols, g)
+    Stride 1 is a loop nest of its own, without the strides: contiguous copies the compiler
+    vectorises, rows found without a multiply (with the strides as variables, LeNet-5's second
+    layer, rows of 8, took 1.5× as long; a test of sw inside the row loop had cost its backward
+    pass 19 %)."""
+    if sh == 1 and sw == 1:
+        _unroll_s1(xs, kh, kw, oh, ow, cols, g)
         return
     k = 0
     for c in range(xs.shape[0]):
@@ -43,15 +45,15 @@ def unroll(xs, kh, kw, sh, sw, oh, ow, cols, g):
 
 
 @njit(inline="always", **OPTS)
-def _unroll_w1(xs, kh, kw, sh, oh, ow, cols, g):
-    """``unroll`` for sw = 1."""
+def _unroll_s1(xs, kh, kw, oh, ow, cols, g):
+    """``unroll`` for stride 1."""
     k = 0
     for c in range(xs.shape[0]):
         for p in range(kh):
             for q in range(kw):
                 row = cols[k, g]
                 for i in range(oh):
-                    src = xs[c, i * sh + p]
+                    src = xs[c, i + p]
                     base = i * ow
                     for j in range(ow):
                         row[base + j] = src[j + q]
@@ -61,8 +63,8 @@ def _unroll_w1(xs, kh, kw, sh, oh, ow, cols, g):
 @njit(**OPTS)
 def fold(dcols, kh, kw, sh, sw, oh, ow, dxs, g):
     """dxs (C, Hp, Wp) += col2im(dcols[:, g]) of dcols (C·kh·kw, G, oh·ow); stride 1 apart, as in unroll."""
-    if sw == 1:
-        _fold_w1(dcols, kh, kw, sh, oh, ow, dxs, g)
+    if sh == 1 and sw == 1:
+        _fold_s1(dcols, kh, kw, oh, ow, dxs, g)
         return
     k = 0
     for c in range(dxs.shape[0]):
@@ -78,15 +80,15 @@ def fold(dcols, kh, kw, sh, sw, oh, ow, dxs, g):
 
 
 @njit(inline="always", **OPTS)
-def _fold_w1(dcols, kh, kw, sh, oh, ow, dxs, g):
-    """``fold`` for sw = 1."""
+def _fold_s1(dcols, kh, kw, oh, ow, dxs, g):
+    """``fold`` for stride 1."""
     k = 0
     for c in range(dxs.shape[0]):
         for p in range(kh):
             for q in range(kw):
                 row = dcols[k, g]
                 for i in range(oh):
-                    dst = dxs[c, i * sh + p]
+                    dst = dxs[c, i + p]
                     base = i * ow
                     for j in range(ow):
                         dst[j + q] += row[base + j]
@@ -95,7 +97,7 @@ def _fold_w1(dcols, kh, kw, sh, oh, ow, dxs, g):
 
 @njit(**OPTS)
 def unroll_w4(xs, kh, kw, oh, cols, g):
-    """``unroll`` for stride 1 and rows of 4 (ow = 4): each row's four values copied at once."""
+    """``unroll`` for stride 1 (both ways) and rows of 4 (ow = 4): each row's four values copied at once."""
     k = 0
     for c in range(xs.shape[0]):
         for p in range(kh):
@@ -114,7 +116,7 @@ def unroll_w4(xs, kh, kw, oh, cols, g):
 
 @njit(**OPTS)
 def fold_w4(dcols, kh, kw, oh, dxs, g):
-    """``fold`` for stride 1 and rows of 4 (ow = 4)."""
+    """``fold`` for stride 1 (both ways) and rows of 4 (ow = 4)."""
     k = 0
     for c in range(dxs.shape[0]):
         for p in range(kh):
@@ -134,8 +136,9 @@ def fold_w4(dcols, kh, kw, oh, dxs, g):
 
 @njit(inline="always", **OPTS)
 def unroll_rows(xs, kh, kw, sh, sw, oh, ow, cols, g):
-    """``unroll``, or ``unroll_w4`` where it applies."""
-    if sw == 1 and ow == 4:
+    """``unroll``, or ``unroll_w4`` where it applies (stride 1, rows of 4; both strides: with a
+    vertical stride of 2 it had copied the wrong rows)."""
+    if sh == 1 and sw == 1 and ow == 4:
         unroll_w4(xs, kh, kw, oh, cols, g)
     else:
         unroll(xs, kh, kw, sh, sw, oh, ow, cols, g)
@@ -143,8 +146,8 @@ def unroll_rows(xs, kh, kw, sh, sw, oh, ow, cols, g):
 
 @njit(inline="always", **OPTS)
 def fold_rows(dcols, kh, kw, sh, sw, oh, ow, dxs, g):
-    """``fold``, or ``fold_w4`` where it applies."""
-    if sw == 1 and ow == 4:
+    """``fold``, or ``fold_w4`` where it applies (stride 1, rows of 4)."""
+    if sh == 1 and sw == 1 and ow == 4:
         fold_w4(dcols, kh, kw, oh, dxs, g)
     else:
         fold(dcols, kh, kw, sh, sw, oh, ow, dxs, g)

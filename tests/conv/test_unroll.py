@@ -62,3 +62,21 @@ def test_a_convolution_with_rows_of_four_agrees_with_naive(dtype, tol):
     dy = rng.standard_normal(y.shape).astype(dtype)
     for got, want in zip(CONV["numba"].backward(dy, cache), CONV["naive"].backward(dy, cache_ref)):
         assert rel(got, want) <= tol
+
+
+@pytest.mark.parametrize("algo", [n for n in CONV if n in ("numba", "im2col")])
+@pytest.mark.parametrize("stride, hw", [((2, 1), (9, 6)), ((3, 1), (12, 6)), ((1, 2), (6, 9))])
+def test_unequal_strides_with_rows_of_four_agree_with_naive(algo, stride, hw):
+    """Stride (2, 1) and output rows four wide: the rows-of-four path ignored the vertical stride
+    (it copied rows i + p instead of 2i + p) until session 7; (1, 2) and (3, 1) for company."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 2) + hw)
+    w = rng.standard_normal((3, 2, 3, 3))
+    b = rng.standard_normal(3)
+    y_ref, c_ref = CONV["naive"].forward(x, w, b, stride, (0, 0))
+    y, c = CONV[algo].forward(x, w, b, stride, (0, 0))
+    assert 4 in y.shape[2:]
+    np.testing.assert_allclose(y, y_ref, rtol=1e-10, atol=1e-10)
+    dy = rng.standard_normal(y.shape)
+    for got, ref in zip(CONV[algo].backward(dy, c, True), CONV["naive"].backward(dy, c_ref, True)):
+        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
