@@ -144,8 +144,9 @@ class ConvReLUMaxPool(_FusedConv):
         if variant == "direct":
             xpad = numba_conv.padded(x, self.conv.padding)
             y, arg = conv_kernels.conv_relu_maxpool_forward(xpad, self._w2(), self._b(x.dtype), kh, kw, sh, sw, oh, ow,
-                                                  pkh, pkw, psh, psw, poh, pow_, numba_conv.shares(len(x)))
-            return y, (xpad, arg, oh, ow)
+                                                  pkh, pkw, psh, psw, poh, pow_, numba_conv.shares(len(x)),
+                                                  keep_arg=self.training)
+            return y, (xpad, arg, oh, ow)  # arg None in evaluation: _backward makes it if asked
         z, geo = numba_conv.gemm(x, self.weight.data, self.conv.stride, self.conv.padding)
         y, arg = im2col_kernels.cnhw_bias_relu_maxpool(z, self._b(x.dtype), x.shape[0], oh, ow, pkh, pkw, psh, psw, poh, pow_)
         return y, (geo, arg, oh, ow)
@@ -155,6 +156,11 @@ class ConvReLUMaxPool(_FusedConv):
         if variant == "direct":
             kh, kw = self.conv.kernel_size
             sh, sw = self.conv.stride
+            if arg is None:  # the forward ran in evaluation mode, without the argmax: make it now
+                (pkh, pkw), (psh, psw) = self.pool.kernel_size, self.pool.stride
+                arg = conv_kernels.conv_relu_maxpool_forward(data, self._w2(), self._b(data.dtype), kh, kw, sh, sw, oh,
+                                                             ow, pkh, pkw, psh, psw, dy.shape[2], dy.shape[3],
+                                                             numba_conv.shares(len(dy)))[1]
             out = conv_kernels.conv_relu_maxpool_backward(data, self._w2(), dy, arg, kh, kw, sh, sw, oh, ow,
                                                 self.needs_input_grad, numba_conv.shares(len(dy)))
             return self._finish_direct(*out)

@@ -288,16 +288,17 @@ def conv_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, nt):
     return y
 
 
-def conv_relu_maxpool_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, pkh, pkw, psh, psw, poh, pow_, nt):
-    """maxpool(relu(conv(xpad))) -> y, arg (N, F, poh, pow); see _forward_share."""
+def conv_relu_maxpool_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, pkh, pkw, psh, psw, poh, pow_, nt, keep_arg=True):
+    """maxpool(relu(conv(xpad))) -> y, arg (N, F, poh, pow); see _forward_share. With
+    ``keep_arg=False`` (evaluation: no backward) arg is not computed and None is returned for it."""
     _check_conv("conv_relu_maxpool_forward", xpad, w2, kh, kw, sh, sw, oh, ow, nt)
     _check_bias("conv_relu_maxpool_forward", b, w2)
     checks.window("conv_relu_maxpool_forward", "the pooled H", oh, pkh, psh, poh)
     checks.window("conv_relu_maxpool_forward", "the pooled W", ow, pkw, psw, pow_)
     y = np.empty((len(xpad), len(w2), poh, pow_), dtype=xpad.dtype)
-    arg = np.empty(y.shape, dtype=np.int32)
+    arg = np.empty(y.shape if keep_arg else (len(xpad), len(w2), 0, 0), dtype=np.int32)
     _forward(nt, xpad, *_padded(w2, b), kh, kw, sh, sw, oh, ow, True, pkh, pkw, psh, psw, _g(w2, oh * ow, xpad, nt), y, arg)
-    return y, arg
+    return y, (arg if keep_arg else None)
 
 
 _NO_ARG = np.empty((1, 1, 1, 1), dtype=np.int32)  # the unpooled forward's (unused) arg

@@ -253,7 +253,7 @@ except ImportError:  # pragma: no cover - a Numba without it
 PROBE, PROBE_MAX = 16, 256
 #: False: always all threads (what fastcnn did before; benchmarks/under_load.py compares both).
 ADAPT = True
-WARM = 3  # calls on all threads before the first one-thread call (the first compiles, the pool starts)
+WARM = 15  # calls on all threads before the first one-thread probe (a probe costs about one call: amortised)
 _SMOOTH = 0.25  # weight of a new time in the running average of the way that runs
 
 

@@ -27,8 +27,21 @@ def relu_maxpool_plane(plane, ow, bias, pkh, pkw, psh, psw, y2, a2):
     The 2×2 stride-2 window has a branch-free path (a chain of selects in row-major order,
     vectorised along v); a data-dependent branch per element mispredicts about half the
     time on real activations and cost LeNet-5's first layer ≈ 3× its pooling time.
+    An empty a2 (size 0: evaluation, no backward to come) asks for y2 alone: the 2×2 path is
+    then a max of four, ≈ half the time of the one that tracks the argmax.
     """
     poh, pow_ = y2.shape
+    keep = a2.size > 0
+    if not keep and pkh == 2 and pkw == 2 and psh == 2 and psw == 2:
+        for u in range(poh):
+            r0 = 2 * u * ow
+            r1 = r0 + ow
+            yr = y2[u]
+            for v in range(pow_):
+                t, b = r0 + 2 * v, r1 + 2 * v
+                m = max(max(plane[t], plane[t + 1]), max(plane[b], plane[b + 1])) + bias
+                yr[v] = m if m > 0 else 0
+        return
     if pkh == 2 and pkw == 2 and psh == 2 and psw == 2:
         for u in range(poh):
             r0 = 2 * u * ow
@@ -64,12 +77,9 @@ def relu_maxpool_plane(plane, ow, bias, pkh, pkw, psh, psw, y2, a2):
                         m = plane[t]
                         a = t
             m += bias
-            if m > 0:
-                y2[u, v] = m
-                a2[u, v] = a
-            else:
-                y2[u, v] = 0
-                a2[u, v] = -1
+            y2[u, v] = m if m > 0 else 0
+            if keep:
+                a2[u, v] = a if m > 0 else -1
 
 
 @njit(**OPTS)

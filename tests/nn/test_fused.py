@@ -90,3 +90,22 @@ def test_unpinned_layer_chooses_again():
     layer.pinned = None
     np.testing.assert_allclose(fused.forward(x), ref.forward(x), rtol=1e-5, atol=1e-5)
     assert layer.variant == "direct"
+
+
+@pytest.mark.parametrize("geom", [dict(), dict(k=(3, 2), s=2, p=0, pool=(3, 2)), dict(c=1, f=6, k=5, p=2)])
+def test_evaluation_skips_the_argmax_and_a_backward_after_it_still_matches(geom):
+    """In evaluation the fused layer computes y without the argmax (no backward is expected);
+    y is the same, and a backward asked for anyway (saliency, a gradient check in eval mode)
+    makes the argmax then and gives the training-mode gradients."""
+    ref, fused, x = _pair(np.float64, **geom)
+    y_train = fused.forward(x)
+    dy = np.random.default_rng(4).standard_normal(y_train.shape)
+    dx_train = fused.backward(dy)
+    g_train = [p.grad.copy() for p in fused.parameters()]
+    fused.eval()
+    y_eval = fused.forward(x)
+    assert fused[0]._cache[1] is None  # no argmax kept
+    np.testing.assert_array_equal(y_eval, y_train)
+    np.testing.assert_array_equal(fused.backward(dy), dx_train)
+    for a, p in zip(g_train, fused.parameters()):
+        np.testing.assert_array_equal(p.grad, a)
