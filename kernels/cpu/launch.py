@@ -250,7 +250,7 @@ except ImportError:  # pragma: no cover - a Numba without it
 #: first probe after PROBE calls; a probe that confirms the choice doubles the interval (up to
 #: PROBE_MAX calls), a probe that changes it resets it. Alone, the one-thread probes then cost
 #: ≈ (its extra time) / PROBE_MAX; beside a busy process a parallel probe wakes the pool once.
-PROBE, PROBE_MAX = 16, 256
+PROBE, PROBE_MAX = 16, 128
 #: False: always all threads (what fastcnn did before; benchmarks/under_load.py compares both).
 ADAPT = True
 WARM = 15  # calls on all threads before the first one-thread probe (a probe costs about one call: amortised)
