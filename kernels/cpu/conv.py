@@ -33,8 +33,8 @@ from numba import njit
 
 from . import checks
 from .launch import Shares, span
-from .pool import relu_maxpool_plane
-from .unroll import fold_rows, unroll_rows
+from .pool import relu_maxpool_2x2, relu_maxpool_plane
+from .unroll import fold_rows, fold_s1, fold_w4, unroll_rows, unroll_s1, unroll_w4
 
 # fastmath lets the compiler reorder the sums of the weight gradients into SIMD lanes; the
 # results differ from a sequential sum only by rounding (tests: ≤ 1e-10 relative in float64).
@@ -204,40 +204,74 @@ def _cols_buffer(nk, nk4, g, nl, dtype):
     return cols
 
 
-@njit(**OPTS)
-def _forward_share(t, nt, xpad, w4, b4, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, g, y, arg):
-    """Thread t's part of every direct forward: its samples span(t, nt, N), in groups of at
-    most g. w4 (F4, K4), b4 (F4,): the weights and bias padded with zeros (_padded); y has the
-    F real channels. Without ``pool``: y = z (N, F, oh, ow), arg a dummy. With ``pool``: y =
-    maxpool(relu(z)) (N, F, poh, pow) and arg int32 (same shape) = i·ow + j of the window's first
-    maximum of z, or −1 where that maximum is ≤ 0 (ReLU passes no gradient); relu(max z) =
-    max relu(z): ReLU is monotonic."""
-    n, c = xpad.shape[0], xpad.shape[1]
-    nf, nf4, nk4 = y.shape[1], w4.shape[0], w4.shape[1]
-    nl = oh * ow
-    yl = y.reshape(n, nf, -1)
-    zero = xpad.dtype.type(0)  # z already holds the bias
-    cols = _cols_buffer(c * kh * kw, nk4, g, nl, xpad.dtype)
-    z = np.empty((nf4, g, nl), dtype=xpad.dtype)
-    c2, z2 = cols.reshape(nk4, g * nl), z.reshape(nf4, g * nl)
-    lo, count, q = _groups(t, nt, n, g)
-    for grp in range(q):
-        s0, m = _group(lo, count, q, grp)
-        for j in range(m):
-            unroll_rows(xpad[s0 + j], kh, kw, sh, sw, oh, ow, cols, j)
-        for f in range(0, nf4, 4):
-            _z_rows4(w4, b4, c2, z2, f, m * nl)
-        for j in range(m):
-            for f in range(nf):
-                if pool:
-                    relu_maxpool_plane(z[f, j], ow, zero, pkh, pkw, psh, psw, y[s0 + j, f], arg[s0 + j, f])
-                else:  # an element loop: a slice assignment compiles a shape check's message (≈ 2 s)
-                    src, dst = z[f, j], yl[s0 + j, f]
-                    for l in range(nl):
-                        dst[l] = src[l]
+# Each share kernel is made per *kind* of layer — stride 1 or not, output rows four wide, a 2×2
+# stride-2 pool or another — from a factory whose arguments are compile-time constants: Numba
+# drops the branches of the other kinds before typing them, so a run compiles the copy, fold and
+# pooling code of the layers it has, not of every kind (LeNet-5's shares compiled the general,
+# strided and rows-of-four paths too: ≈ 1 s of a cold run). The kinds are cached like any kernel.
+
+def _kind(sh, sw, ow) -> str:
+    if sh == 1 and sw == 1:
+        return "w4" if ow == 4 else "s1"
+    return "any"
 
 
-_forward = Shares(_forward_share)
+def _make_forward_share(kind, pool2):
+    """The forward share for an unroll kind and, with ``pool2``, the 2×2 stride-2 pool."""
+    w4, s1 = kind == "w4", kind == "s1"
+
+    def forward_share(t, nt, xpad, w4_, b4, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, g, y, arg):
+        """Thread t's part of a direct forward: its samples span(t, nt, N), in groups of at most
+        g. w4_ (F4, K4), b4 (F4,): the weights and bias padded with zeros (_padded); y has the F
+        real channels. Without ``pool``: y = z (N, F, oh, ow), arg a dummy. With ``pool``: y =
+        maxpool(relu(z)) (N, F, poh, pow) and arg int32 (same shape) = i·ow + j of the window's
+        first maximum of z, or −1 where that maximum is ≤ 0 (ReLU passes no gradient); an empty
+        arg (N, F, 0, 0): y alone. relu(max z) = max relu(z): ReLU is monotonic."""
+        n, c = xpad.shape[0], xpad.shape[1]
+        nf, nf4, nk4 = y.shape[1], w4_.shape[0], w4_.shape[1]
+        nl = oh * ow
+        yl = y.reshape(n, nf, -1)
+        zero = xpad.dtype.type(0)  # z already holds the bias
+        cols = _cols_buffer(c * kh * kw, nk4, g, nl, xpad.dtype)
+        z = np.empty((nf4, g, nl), dtype=xpad.dtype)
+        c2, z2 = cols.reshape(nk4, g * nl), z.reshape(nf4, g * nl)
+        lo, count, q = _groups(t, nt, n, g)
+        for grp in range(q):
+            s0, m = _group(lo, count, q, grp)
+            for j in range(m):
+                if w4:
+                    unroll_w4(xpad[s0 + j], kh, kw, oh, cols, j)
+                elif s1:
+                    unroll_s1(xpad[s0 + j], kh, kw, oh, ow, cols, j)
+                else:
+                    unroll_rows(xpad[s0 + j], kh, kw, sh, sw, oh, ow, cols, j)
+            for f in range(0, nf4, 4):
+                _z_rows4(w4_, b4, c2, z2, f, m * nl)
+            for j in range(m):
+                for f in range(nf):
+                    if pool:
+                        if pool2:
+                            relu_maxpool_2x2(z[f, j], ow, zero, y[s0 + j, f], arg[s0 + j, f])
+                        else:
+                            relu_maxpool_plane(z[f, j], ow, zero, pkh, pkw, psh, psw, y[s0 + j, f], arg[s0 + j, f])
+                    else:  # an element loop: a slice assignment compiles a shape check's message (≈ 2 s)
+                        src, dst = z[f, j], yl[s0 + j, f]
+                        for l in range(nl):
+                            dst[l] = src[l]
+
+    return forward_share
+
+
+_FORWARD: dict = {}
+
+
+def _forward(nt, xpad, w4, b4, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, g, y, arg):
+    """Run the forward share of this layer's kind (made and compiled on first use)."""
+    key = (_kind(sh, sw, ow), bool(pool) and (pkh, pkw, psh, psw) == (2, 2, 2, 2))
+    shares = _FORWARD.get(key)
+    if shares is None:
+        shares = _FORWARD[key] = Shares(njit(**OPTS)(_make_forward_share(*key)))
+    shares(nt, xpad, w4, b4, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, g, y, arg)
 
 
 def _g(w2, l, x, nt):
@@ -289,7 +323,7 @@ def conv_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, nt):
 
 
 def conv_relu_maxpool_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, pkh, pkw, psh, psw, poh, pow_, nt, keep_arg=True):
-    """maxpool(relu(conv(xpad))) -> y, arg (N, F, poh, pow); see _forward_share. With
+    """maxpool(relu(conv(xpad))) -> y, arg (N, F, poh, pow); see _make_forward_share. With
     ``keep_arg=False`` (evaluation: no backward) arg is not computed and None is returned for it."""
     _check_conv("conv_relu_maxpool_forward", xpad, w2, kh, kw, sh, sw, oh, ow, nt)
     _check_bias("conv_relu_maxpool_forward", b, w2)
@@ -307,52 +341,76 @@ _NO_ARG = np.empty((1, 1, 1, 1), dtype=np.int32)  # the unpooled forward's (unus
 PLAIN, RELU, MAXPOOL = 0, 1, 2  # how a backward pass turns dy into dz
 
 
-@njit(**OPTS)
-def _backward_share(t, nt, xpad, w4, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, dxpad, dw_t, db_t):
-    """Thread t's part of every direct backward (the groups of _forward_share; w4 (F4, K4) the
-    padded weights). ``mode`` says how dz (F, oh·ow) comes from dy:
-    PLAIN dz = dy;  RELU dz = dy · [aux > 0] (aux = the layer's output y);
-    MAXPOOL dz = dy (N, F, poh, pow) scattered to aux = arg (−1: no gradient).
-    Writes dxpad (N, C, Hp, Wp) (when need_dx) and adds this thread's sums to dw_t[t]
-    (F4, K4) and db_t[t] (F4,) (the padding's rows and columns stay zero: dz's padded rows are
-    zero); the callers add the nt rows up and cut the padding off (_summed) in NumPy."""
-    n, nf, c = dy.shape[0], dy.shape[1], xpad.shape[1]
-    nf4, nk4 = w4.shape
-    nl = oh * ow
-    cols = _cols_buffer(c * kh * kw, nk4, g, nl, xpad.dtype)
-    dz = np.zeros((nf4, g, nl), dtype=xpad.dtype)
-    dcols = np.empty((nk4, g, nl) if need_dx else (1, 1, 1), dtype=xpad.dtype)
-    c2, dz2 = cols.reshape(nk4, g * nl), dz.reshape(nf4, g * nl)
-    dcols2 = dcols.reshape(nk4, g * nl) if need_dx else dcols.reshape(1, 1)
-    lo, count, q = _groups(t, nt, n, g)
-    for grp in range(q):
-        s0, m = _group(lo, count, q, grp)
-        for j in range(m):
-            s = s0 + j
-            for f in range(nf):
-                dzr = dz[f, j]
-                if mode == MAXPOOL:
-                    for l in range(nl):
-                        dzr[l] = 0
-                    for u in range(dy.shape[2]):
-                        for v in range(dy.shape[3]):
-                            a = int(aux[s, f, u, v])
-                            if a >= 0:
-                                dzr[a] += dy[s, f, u, v]
-                else:
-                    for i in range(oh):
-                        for jj in range(ow):
-                            gr = dy[s, f, i, jj]
-                            dzr[i * ow + jj] = gr if mode == PLAIN or aux[s, f, i, jj] > 0 else 0
-            unroll_rows(xpad[s], kh, kw, sh, sw, oh, ow, cols, j)
-        _grads(w4, c2, dz2, dw_t[t], db_t[t], dcols2, m * nl, need_dx)
-        if need_dx:
+def _make_backward_share(kind):
+    """The backward share for an unroll kind (see _make_forward_share)."""
+    w4, s1 = kind == "w4", kind == "s1"
+
+    def backward_share(t, nt, xpad, w4_, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, dxpad, dw_t, db_t):
+        """Thread t's part of a direct backward (the groups of the forward; w4_ (F4, K4) the
+        padded weights). ``mode`` says how dz (F, oh·ow) comes from dy:
+        PLAIN dz = dy;  RELU dz = dy · [aux > 0] (aux = the layer's output y);
+        MAXPOOL dz = dy (N, F, poh, pow) scattered to aux = arg (−1: no gradient).
+        Writes dxpad (N, C, Hp, Wp) (when need_dx) and adds this thread's sums to dw_t[t]
+        (F4, K4) and db_t[t] (F4,) (the padding's rows and columns stay zero: dz's padded rows
+        are zero); the callers add the nt rows up and cut the padding off (_summed) in NumPy."""
+        n, nf, c = dy.shape[0], dy.shape[1], xpad.shape[1]
+        nf4, nk4 = w4_.shape
+        nl = oh * ow
+        cols = _cols_buffer(c * kh * kw, nk4, g, nl, xpad.dtype)
+        dz = np.zeros((nf4, g, nl), dtype=xpad.dtype)
+        dcols = np.empty((nk4, g, nl) if need_dx else (1, 1, 1), dtype=xpad.dtype)
+        c2, dz2 = cols.reshape(nk4, g * nl), dz.reshape(nf4, g * nl)
+        dcols2 = dcols.reshape(nk4, g * nl) if need_dx else dcols.reshape(1, 1)
+        lo, count, q = _groups(t, nt, n, g)
+        for grp in range(q):
+            s0, m = _group(lo, count, q, grp)
             for j in range(m):
-                dxpad[s0 + j] = 0
-                fold_rows(dcols, kh, kw, sh, sw, oh, ow, dxpad[s0 + j], j)
+                s = s0 + j
+                for f in range(nf):
+                    dzr = dz[f, j]
+                    if mode == MAXPOOL:
+                        for l in range(nl):
+                            dzr[l] = 0
+                        for u in range(dy.shape[2]):
+                            for v in range(dy.shape[3]):
+                                a = int(aux[s, f, u, v])
+                                if a >= 0:
+                                    dzr[a] += dy[s, f, u, v]
+                    else:
+                        for i in range(oh):
+                            for jj in range(ow):
+                                gr = dy[s, f, i, jj]
+                                dzr[i * ow + jj] = gr if mode == PLAIN or aux[s, f, i, jj] > 0 else 0
+                if w4:
+                    unroll_w4(xpad[s], kh, kw, oh, cols, j)
+                elif s1:
+                    unroll_s1(xpad[s], kh, kw, oh, ow, cols, j)
+                else:
+                    unroll_rows(xpad[s], kh, kw, sh, sw, oh, ow, cols, j)
+            _grads(w4_, c2, dz2, dw_t[t], db_t[t], dcols2, m * nl, need_dx)
+            if need_dx:
+                for j in range(m):
+                    dxpad[s0 + j] = 0
+                    if w4:
+                        fold_w4(dcols, kh, kw, oh, dxpad[s0 + j], j)
+                    elif s1:
+                        fold_s1(dcols, kh, kw, oh, ow, dxpad[s0 + j], j)
+                    else:
+                        fold_rows(dcols, kh, kw, sh, sw, oh, ow, dxpad[s0 + j], j)
+
+    return backward_share
 
 
-_backward_shares = Shares(_backward_share)
+_BACKWARD: dict = {}
+
+
+def _backward_kernel(sh, sw, ow):
+    """The backward Shares of a layer's kind (made and compiled on first use)."""
+    kind = _kind(sh, sw, ow)
+    shares = _BACKWARD.get(kind)
+    if shares is None:
+        shares = _BACKWARD[kind] = Shares(njit(**OPTS)(_make_backward_share(kind)))
+    return shares
 
 
 def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, nt):
@@ -376,7 +434,7 @@ def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, nt):
     dw_t = np.zeros((nt, *w4.shape), dtype=w2.dtype)
     db_t = np.zeros((nt, w4.shape[0]), dtype=w2.dtype)
     dxpad = np.empty(xpad.shape if need_dx else (1, 1, 1, 1), dtype=xpad.dtype)
-    _backward_shares(nt, xpad, w4, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, dxpad, dw_t, db_t)
+    _backward_kernel(sh, sw, ow)(nt, xpad, w4, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, dxpad, dw_t, db_t)
     return dxpad, dw_t[:, :f, :w2.shape[1]], db_t[:, :f]
 
 

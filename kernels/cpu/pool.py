@@ -23,48 +23,15 @@ def relu_maxpool_plane(plane, ow, bias, pkh, pkw, psh, psw, y2, a2):
 
     y2[u, v] = max(0, bias + max over the window of plane), a2[u, v] = the flat index i·ow + j
     of the window's first maximum in row-major order, or −1 where that maximum is ≤ 0 (ReLU
-    passes no gradient). relu(max z) = max relu(z) because ReLU is monotonic.
-    The 2×2 stride-2 window has a branch-free path (a chain of selects in row-major order,
-    vectorised along v); a data-dependent branch per element mispredicts about half the
-    time on real activations and cost LeNet-5's first layer ≈ 3× its pooling time.
-    An empty a2 (size 0: evaluation, no backward to come) asks for y2 alone: the 2×2 path is
-    then a max of four, ≈ half the time of the one that tracks the argmax.
+    passes no gradient). relu(max z) = max relu(z) because ReLU is monotonic. An empty a2
+    (size 0: evaluation, no backward to come) asks for y2 alone. The 2×2 stride-2 window goes
+    to ``relu_maxpool_2x2``.
     """
-    poh, pow_ = y2.shape
-    keep = a2.size > 0
-    if not keep and pkh == 2 and pkw == 2 and psh == 2 and psw == 2:
-        for u in range(poh):
-            r0 = 2 * u * ow
-            r1 = r0 + ow
-            yr = y2[u]
-            for v in range(pow_):
-                t, b = r0 + 2 * v, r1 + 2 * v
-                m = max(max(plane[t], plane[t + 1]), max(plane[b], plane[b + 1])) + bias
-                yr[v] = m if m > 0 else 0
-        return
     if pkh == 2 and pkw == 2 and psh == 2 and psw == 2:
-        for u in range(poh):
-            r0 = 2 * u * ow
-            r1 = r0 + ow
-            yr, ar = y2[u], a2[u]
-            for v in range(pow_):
-                t = r0 + 2 * v
-                m, a = plane[t], t
-                c = plane[t + 1]
-                up = c > m
-                m, a = (c if up else m), (t + 1 if up else a)
-                t = r1 + 2 * v
-                c = plane[t]
-                up = c > m
-                m, a = (c if up else m), (t if up else a)
-                c = plane[t + 1]
-                up = c > m
-                m, a = (c if up else m), (t + 1 if up else a)
-                m += bias
-                pos = m > 0
-                yr[v] = m if pos else 0
-                ar[v] = a if pos else -1
+        relu_maxpool_2x2(plane, ow, bias, y2, a2)
         return
+    keep = a2.size > 0
+    poh, pow_ = y2.shape
     for u in range(poh):
         for v in range(pow_):
             i0, j0 = u * psh, v * psw
@@ -80,6 +47,46 @@ def relu_maxpool_plane(plane, ow, bias, pkh, pkw, psh, psw, y2, a2):
             y2[u, v] = m if m > 0 else 0
             if keep:
                 a2[u, v] = a if m > 0 else -1
+
+
+@njit(**OPTS)
+def relu_maxpool_2x2(plane, ow, bias, y2, a2):
+    """``relu_maxpool_plane`` for the 2×2 stride-2 window: a branch-free chain of selects in
+    row-major order, vectorised along v (a data-dependent branch per element mispredicts about
+    half the time on real activations and cost LeNet-5's first layer ≈ 3× its pooling time);
+    with an empty a2 a max of four, ≈ half the time of the one that tracks the argmax."""
+    poh, pow_ = y2.shape
+    if a2.size == 0:
+        for u in range(poh):
+            r0 = 2 * u * ow
+            r1 = r0 + ow
+            yr = y2[u]
+            for v in range(pow_):
+                t, b = r0 + 2 * v, r1 + 2 * v
+                m = max(max(plane[t], plane[t + 1]), max(plane[b], plane[b + 1])) + bias
+                yr[v] = m if m > 0 else 0
+        return
+    for u in range(poh):
+        r0 = 2 * u * ow
+        r1 = r0 + ow
+        yr, ar = y2[u], a2[u]
+        for v in range(pow_):
+            t = r0 + 2 * v
+            m, a = plane[t], t
+            c = plane[t + 1]
+            up = c > m
+            m, a = (c if up else m), (t + 1 if up else a)
+            t = r1 + 2 * v
+            c = plane[t]
+            up = c > m
+            m, a = (c if up else m), (t if up else a)
+            c = plane[t + 1]
+            up = c > m
+            m, a = (c if up else m), (t + 1 if up else a)
+            m += bias
+            pos = m > 0
+            yr[v] = m if pos else 0
+            ar[v] = a if pos else -1
 
 
 @njit(**OPTS)

@@ -29,7 +29,7 @@ def unroll(xs, kh, kw, sh, sw, oh, ow, cols, g):
     layer, rows of 8, took 1.5× as long; a test of sw inside the row loop had cost its backward
     pass 19 %)."""
     if sh == 1 and sw == 1:
-        _unroll_s1(xs, kh, kw, oh, ow, cols, g)
+        unroll_s1(xs, kh, kw, oh, ow, cols, g)
         return
     k = 0
     for c in range(xs.shape[0]):
@@ -44,8 +44,8 @@ def unroll(xs, kh, kw, sh, sw, oh, ow, cols, g):
                 k += 1
 
 
-@njit(inline="always", **OPTS)
-def _unroll_s1(xs, kh, kw, oh, ow, cols, g):
+@njit(**OPTS)
+def unroll_s1(xs, kh, kw, oh, ow, cols, g):
     """``unroll`` for stride 1."""
     k = 0
     for c in range(xs.shape[0]):
@@ -64,7 +64,7 @@ def _unroll_s1(xs, kh, kw, oh, ow, cols, g):
 def fold(dcols, kh, kw, sh, sw, oh, ow, dxs, g):
     """dxs (C, Hp, Wp) += col2im(dcols[:, g]) of dcols (C·kh·kw, G, oh·ow); stride 1 apart, as in unroll."""
     if sh == 1 and sw == 1:
-        _fold_s1(dcols, kh, kw, oh, ow, dxs, g)
+        fold_s1(dcols, kh, kw, oh, ow, dxs, g)
         return
     k = 0
     for c in range(dxs.shape[0]):
@@ -79,8 +79,8 @@ def fold(dcols, kh, kw, sh, sw, oh, ow, dxs, g):
                 k += 1
 
 
-@njit(inline="always", **OPTS)
-def _fold_s1(dcols, kh, kw, oh, ow, dxs, g):
+@njit(**OPTS)
+def fold_s1(dcols, kh, kw, oh, ow, dxs, g):
     """``fold`` for stride 1."""
     k = 0
     for c in range(dxs.shape[0]):

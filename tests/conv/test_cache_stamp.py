@@ -5,11 +5,12 @@ import os
 import numba
 from numba.core import caching
 
-from fastcnn.kernels.cpu import cache_stamp, conv, unroll
+from fastcnn.kernels.cpu import cache_stamp, conv, pool, unroll
 
 
 def test_the_kernels_are_cached_under_the_folder_stamp():
-    for fn in (conv._forward_share, conv._backward_share, unroll.unroll):
+    made = conv._backward_kernel(1, 1, 8).fn  # a share made by a factory (a closure) as well
+    for fn in (made, pool.relu_maxpool_2x2, unroll.unroll):
         locator = fn._cache._impl._locator
         assert getattr(type(locator), "_fastcnn_kernels", False)
         assert locator.get_source_stamp() == cache_stamp.stamp()
