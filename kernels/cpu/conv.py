@@ -150,8 +150,8 @@ def _dw_block(cols, dz, dw, f, k, nl):
 @njit(inline="always", **OPTS)
 def _dcols_rows4(w4, dz, dcols, k, nl):
     """dcols[k:k+4, :nl] = w4[:, k:k+4]ᵀ @ dz[:, :nl], summing four rows of dz per sweep (16
-    weights in registers, as in _z_rows4); the rows of f in whole blocks of four."""
-    nf = w4.shape[0] - w4.shape[0] % 4
+    weights in registers, as in _z_rows4)."""
+    nf = w4.shape[0]
     o0, o1, o2, o3 = dcols[k], dcols[k + 1], dcols[k + 2], dcols[k + 3]
     for l in range(nl):
         o0[l] = 0
@@ -192,56 +192,11 @@ def _z_rows2(w4, b4, cols, z, f, nl):
 
 
 @njit(inline="always", **OPTS)
-def _dw_block2(cols, dz, dw, f, k, nl):
-    """``_dw_block`` for two rows of f (the tail of an F4 that is 2 mod 4)."""
-    zero = dz.dtype.type(0)
-    c0, c1, c2, c3 = cols[k], cols[k + 1], cols[k + 2], cols[k + 3]
-    d0, d1 = dz[f], dz[f + 1]
-    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
-    for l in range(nl):
-        x0, x1, x2, x3 = c0[l], c1[l], c2[l], c3[l]
-        e = d0[l]
-        s00 += e * x0
-        s01 += e * x1
-        s02 += e * x2
-        s03 += e * x3
-        e = d1[l]
-        s10 += e * x0
-        s11 += e * x1
-        s12 += e * x2
-        s13 += e * x3
-    dw[f, k] += s00
-    dw[f, k + 1] += s01
-    dw[f, k + 2] += s02
-    dw[f, k + 3] += s03
-    dw[f + 1, k] += s10
-    dw[f + 1, k + 1] += s11
-    dw[f + 1, k + 2] += s12
-    dw[f + 1, k + 3] += s13
-
-
-@njit(inline="always", **OPTS)
-def _dcols_add2(w4, dz, dcols, k, f, nl):
-    """dcols[k:k+4, :nl] += w4[f:f+2, k:k+4]ᵀ @ dz[f:f+2, :nl] (the two-row tail of f)."""
-    o0, o1, o2, o3 = dcols[k], dcols[k + 1], dcols[k + 2], dcols[k + 3]
-    d0, d1 = dz[f], dz[f + 1]
-    a00, a01, a10, a11 = w4[f, k], w4[f + 1, k], w4[f, k + 1], w4[f + 1, k + 1]
-    a20, a21, a30, a31 = w4[f, k + 2], w4[f + 1, k + 2], w4[f, k + 3], w4[f + 1, k + 3]
-    for l in range(nl):
-        x0, x1 = d0[l], d1[l]
-        o0[l] += a00 * x0 + a01 * x1
-        o1[l] += a10 * x0 + a11 * x1
-        o2[l] += a20 * x0 + a21 * x1
-        o3[l] += a30 * x0 + a31 * x1
-
-
-@njit(inline="always", **OPTS)
 def _grads(w4, cols, dz, dw, db, dcols, nl, need_dx):
     """From dz[:, :nl] (F4, nl) and cols[:, :nl] (K4, nl): db (F4,) += Σ_l dz, dw (F4, K4) +=
     dz @ colsᵀ in 4×4 blocks (_dw_block); dcols[:, :nl] = w4ᵀ @ dz when need_dx (_dcols_rows4).
-    Only the rows of f in whole blocks of four: the share adds a tail of two (``_tail2``)."""
+    F4 and K4 are multiples of four here (_padded(w2, rows=4))."""
     nf, nk = w4.shape
-    nf = nf - nf % 4
     zero = dz.dtype.type(0)
     for f in range(dz.shape[0]):
         dr = dz[f]
@@ -275,20 +230,16 @@ def _cols_buffer(nk, nk4, g, nl, dtype):
 # pooling code of the layers it has, not of every kind (LeNet-5's shares compiled the general,
 # strided and rows-of-four paths too: ≈ 1 s of a cold run). The kinds are cached like any kernel.
 
-def _tail2(nf4) -> bool:
-    """Whether F4 (padded, even) ends in a block of two rows."""
-    return nf4 % 4 == 2
-
-
 def _kind(sh, sw, ow) -> str:
     if sh == 1 and sw == 1:
         return "w4" if ow == 4 else "s1"
     return "any"
 
 
-def _make_forward_share(kind, pool2, tail2):
-    """The forward share for an unroll kind, with ``pool2`` the 2×2 stride-2 pool, with ``tail2``
-    F4 ending in a block of two rows."""
+def _make_forward_share(kind, pool2):
+    """The forward share for an unroll kind and, with ``pool2``, the 2×2 stride-2 pool. (Whether F4
+    ends in a block of two rows is tested when it runs: as a kind of its own it had LeNet-5's two
+    layers compile two shares each, ≈ 6 s more of a cold run.)"""
     w4, s1 = kind == "w4", kind == "s1"
 
     def forward_share(t, nt, xpad, w4_, b4, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, g, y, arg):
@@ -318,7 +269,7 @@ def _make_forward_share(kind, pool2, tail2):
                     unroll_rows(xpad[s0 + j], kh, kw, sh, sw, oh, ow, cols, j)
             for f in range(0, nf4 - nf4 % 4, 4):
                 _z_rows4(w4_, b4, c2, z2, f, m * nl)
-            if tail2:
+            if nf4 % 4 == 2:
                 _z_rows2(w4_, b4, c2, z2, nf4 - 2, m * nl)
             for j in range(m):
                 for f in range(nf):
@@ -340,7 +291,7 @@ _FORWARD: dict = {}
 
 def _forward(nt, xpad, w4, b4, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, g, y, arg):
     """Run the forward share of this layer's kind (made and compiled on first use)."""
-    key = (_kind(sh, sw, ow), bool(pool) and (pkh, pkw, psh, psw) == (2, 2, 2, 2), _tail2(len(w4)))
+    key = (_kind(sh, sw, ow), bool(pool) and (pkh, pkw, psh, psw) == (2, 2, 2, 2))
     shares = _FORWARD.get(key)
     if shares is None:
         shares = _FORWARD[key] = Shares(njit(**OPTS)(_make_forward_share(*key)))
@@ -351,14 +302,15 @@ def _g(w2, l, x, nt):
     return group(w2.shape[1], l, len(x), nt, x.itemsize)
 
 
-def _padded(w2, b=None):
+def _padded(w2, b=None, rows=2):
     """w2 (F, K) -> w4 (F4, K4) and b (F,) -> b4 (F4,), padded with zeros: K4 the multiple of four
-    at or above K, F4 the multiple of two at or above F. The kernels then run whole blocks of four
-    rows of k, of four rows of f and — where F4 is 2 mod 4, like LeNet-5's 6 — one block of two
-    (``_tail2``), and no remainder loops, whose code had cost a cold first run ≈ 3 s of compilation.
-    (Padding 6 to 8 instead had cost LeNet-5's first layer a third more multiply-adds: 7 % slower.)"""
+    at or above K, F4 the multiple of ``rows`` at or above F. The kernels then run whole blocks of
+    four rows of k and of f, and no remainder loops, whose code had cost a cold first run ≈ 3 s of
+    compilation. The forward (rows=2) ends an F4 that is 2 mod 4, like LeNet-5's 6, with a block
+    of two rows (padding 6 to 8 had cost that layer's forward 16 %); the backward pads to four
+    (rows=4): a block of two there cost more compilation (≈ 1.2 s) than its time saved."""
     f, k = w2.shape
-    f4, k4 = -(-f // 2) * 2, -(-k // 4) * 4
+    f4, k4 = -(-f // rows) * rows, -(-k // 4) * 4
     w4 = np.zeros((f4, k4), dtype=w2.dtype)
     w4[:f, :k] = w2
     if b is None:
@@ -415,8 +367,8 @@ _NO_ARG = np.empty((1, 1, 1, 1), dtype=np.int32)  # the unpooled forward's (unus
 PLAIN, RELU, MAXPOOL = 0, 1, 2  # how a backward pass turns dy into dz
 
 
-def _make_backward_share(kind, tail2):
-    """The backward share for an unroll kind and F4 tail (see _make_forward_share)."""
+def _make_backward_share(kind):
+    """The backward share for an unroll kind (see _make_forward_share)."""
     w4, s1 = kind == "w4", kind == "s1"
 
     def backward_share(t, nt, xpad, w4_, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, dxpad, dw_t, db_t):
@@ -462,11 +414,6 @@ def _make_backward_share(kind, tail2):
                 else:
                     unroll_rows(xpad[s], kh, kw, sh, sw, oh, ow, cols, j)
             _grads(w4_, c2, dz2, dw_t[t], db_t[t], dcols2, m * nl, need_dx)
-            if tail2:
-                for k in range(0, nk4, 4):
-                    _dw_block2(c2, dz2, dw_t[t], nf4 - 2, k, m * nl)
-                    if need_dx:
-                        _dcols_add2(w4_, dz2, dcols2, k, nf4 - 2, m * nl)
             if need_dx:
                 for j in range(m):
                     dxpad[s0 + j] = 0
@@ -483,12 +430,12 @@ def _make_backward_share(kind, tail2):
 _BACKWARD: dict = {}
 
 
-def _backward_kernel(sh, sw, ow, nf4):
-    """The backward Shares of a layer's kind (made and compiled on first use); nf4 = F4."""
-    key = (_kind(sh, sw, ow), _tail2(nf4))
-    shares = _BACKWARD.get(key)
+def _backward_kernel(sh, sw, ow):
+    """The backward Shares of a layer's kind (made and compiled on first use)."""
+    kind = _kind(sh, sw, ow)
+    shares = _BACKWARD.get(kind)
     if shares is None:
-        shares = _BACKWARD[key] = Shares(njit(**OPTS)(_make_backward_share(*key)))
+        shares = _BACKWARD[kind] = Shares(njit(**OPTS)(_make_backward_share(kind)))
     return shares
 
 
@@ -509,11 +456,11 @@ def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, nt):
         checks.shape(kernel, "dy", dy, (n, f, oh, ow))
         checks.array(kernel, "the layer output", aux, 4)
     checks.shape(kernel, "the layer output" if mode == RELU else "arg", aux, dy.shape)
-    w4 = _padded(w2)
+    w4 = _padded(w2, rows=4)
     dw_t = np.zeros((nt, *w4.shape), dtype=w2.dtype)
     db_t = np.zeros((nt, w4.shape[0]), dtype=w2.dtype)
     dxpad = np.empty(xpad.shape if need_dx else (1, 1, 1, 1), dtype=xpad.dtype)
-    _backward_kernel(sh, sw, ow, len(w4))(nt, xpad, w4, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, dxpad, dw_t, db_t)
+    _backward_kernel(sh, sw, ow)(nt, xpad, w4, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, dxpad, dw_t, db_t)
     return dxpad, dw_t[:, :f, :w2.shape[1]], db_t[:, :f]
 
 
