@@ -1,6 +1,6 @@
 """The direct convolution kernels of a git revision against the working tree's, in one process.
 
-    python benchmarks/kernels_ab.py [--base REV] [--batch 128] [--model readme|lenet5] [--rounds 15] [--threads N]
+    python benchmarks/kernels_ab.py [--base REV] [--batch 128] [--model readme|lenet5|compact] [--rounds 15] [--threads N]
 
 ``--base`` (default ``HEAD``) is exported from git (``git archive REV kernels``) into a temporary
 folder and imported there under another package name; the working tree's kernels are fastcnn's
@@ -28,9 +28,10 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-SHAPES = {  # (C, H = W, F, k, padding, needs dx) of the two conv layers
-    "readme": ((1, 28, 6, 5, 0, False), (6, 12, 16, 5, 0, True)),
-    "lenet5": ((1, 28, 6, 5, 2, False), (6, 14, 16, 5, 0, True)),
+SHAPES = {  # (C, H = W, F, k, padding, stride, needs dx) of the two conv layers
+    "readme": ((1, 28, 6, 5, 0, 1, False), (6, 12, 16, 5, 0, 1, True)),
+    "lenet5": ((1, 28, 6, 5, 2, 1, False), (6, 14, 16, 5, 0, 1, True)),
+    "compact": ((1, 28, 16, 3, 1, 2, False), (16, 7, 24, 6, 1, 1, True)),
 }
 
 
@@ -52,18 +53,20 @@ def passes(conv, shapes, batch, nt, rng_seed=0):
     """{name: callable} for each layer's forward and backward with ``conv``'s kernels."""
     rng = np.random.default_rng(rng_seed)
     out = {}
-    for i, (c, hw, f, k, pad, need) in enumerate(shapes):
+    for i, (c, hw, f, k, pad, st, need) in enumerate(shapes):
         xpad = rng.standard_normal((batch, c, hw + 2 * pad, hw + 2 * pad)).astype(np.float32)
         w2 = (rng.standard_normal((f, c * k * k)) * 0.2).astype(np.float32)
         b = (rng.standard_normal(f) * 0.1).astype(np.float32)
-        oh = hw + 2 * pad - k + 1
+        oh = (hw + 2 * pad - k) // st + 1
         po = oh // 2
-        y, arg = conv.conv_relu_maxpool_forward(xpad, w2, b, k, k, 1, 1, oh, oh, 2, 2, 2, 2, po, po, nt)
+        y, arg = conv.conv_relu_maxpool_forward(xpad, w2, b, k, k, st, st, oh, oh, 2, 2, 2, 2, po, po, nt)
         dy = rng.standard_normal(y.shape).astype(np.float32)
-        out[f"conv{i + 1} forward"] = (lambda xpad=xpad, w2=w2, b=b, k=k, oh=oh, po=po: conv.conv_relu_maxpool_forward(
-            xpad, w2, b, k, k, 1, 1, oh, oh, 2, 2, 2, 2, po, po, nt))
-        out[f"conv{i + 1} backward"] = (lambda xpad=xpad, w2=w2, dy=dy, arg=arg, k=k, oh=oh, need=need:
-                                        conv.conv_relu_maxpool_backward(xpad, w2, dy, arg, k, k, 1, 1, oh, oh, need, nt))
+        out[f"conv{i + 1} forward"] = (lambda xpad=xpad, w2=w2, b=b, k=k, st=st, oh=oh, po=po:
+                                       conv.conv_relu_maxpool_forward(xpad, w2, b, k, k, st, st, oh, oh, 2, 2, 2, 2,
+                                                                      po, po, nt))
+        out[f"conv{i + 1} backward"] = (lambda xpad=xpad, w2=w2, dy=dy, arg=arg, k=k, st=st, oh=oh, need=need:
+                                        conv.conv_relu_maxpool_backward(xpad, w2, dy, arg, k, k, st, st, oh, oh, need,
+                                                                        nt))
     return out
 
 
