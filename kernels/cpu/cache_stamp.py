@@ -4,11 +4,12 @@ Numba keys a function's cache on its own source file only (a hash of it). The ke
 inline functions from other files of this folder (``conv.py`` compiles ``unroll.py``'s copies
 and ``pool.py``'s pooling into its shares), so an edit of ``unroll.py`` alone left ``conv.py``'s
 cached shares running the old code — found in session 7, when a fixed ``unroll_rows`` still
-gave the old (wrong) results from the cache. ``install()`` puts two cache locators in front of
+gave the old (wrong) results from the cache. ``install()`` puts three cache locators in front of
 Numba's own, for the functions defined in this folder only: the same places on disk as Numba's
-(``NUMBA_CACHE_DIR`` or ``__pycache__``), with a stamp that hashes every ``.py`` file here. Other
-code's caching is untouched. Numba internal this relies on: ``CacheImpl._locator_classes`` and
-the locators' ``get_source_stamp`` (tests/conv/test_cache_stamp.py fails first if they change).
+(``NUMBA_CACHE_DIR``, ``__pycache__``, or the user-wide cache folder of a read-only install), with
+a stamp that hashes every ``.py`` file here. Other code's caching is untouched. Numba internal
+this relies on: ``CacheImpl._locator_classes`` and the locators' ``get_source_stamp``
+(tests/conv/test_cache_stamp.py fails first if they change).
 """
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def install() -> None:
     try:
         from numba.core import caching
         impl = caching.CacheImpl
-        bases = (caching.UserProvidedCacheLocator, caching.InTreeCacheLocator)
+        bases = (caching.UserProvidedCacheLocator, caching.InTreeCacheLocator, caching.UserWideCacheLocator)
     except (ImportError, AttributeError):  # pragma: no cover - a Numba without them: its own stamps
         return
     if any(getattr(c, "_fastcnn_kernels", False) for c in impl._locator_classes):

@@ -21,10 +21,15 @@ launch.Shares (compiled once, not twice as a prange body would be; a thread that
 the next share); weight gradients are summed per share, then across shares in share order. The
 caller passes nt = launch.shares(N).
 No BLAS call, so Numba's threads never wait on (or fight with) OpenBLAS's.
+The three products run in register blocks of four rows by four (``_z_rows4``, ``_dw_block``,
+``_dcols_rows4``) on weights padded with zeros to whole blocks (``_padded``): no remainder
+loops. The shares are made per kind of layer (``_kind``: stride 1, rows of four, or any; a 2×2
+pool or any) by factories whose arguments are compile-time constants, so that a run compiles only
+the copy, fold and pooling code its layers use.
 
 The fused variants (Conv2D → ReLU → MaxPool2D) apply bias, ReLU and pooling to z while it is
-still in cache and keep the argmax; their backward scatters dy to the argmax (see pool.py for
-the tie rule: first maximum in row-major order).
+still in cache and keep the argmax (not in evaluation: an empty arg asks for y alone); their
+backward scatters dy to the argmax (see pool.py for the tie rule: first maximum in row-major order).
 """
 from __future__ import annotations
 
