@@ -322,23 +322,21 @@ class Shares:
             addresses = self._addresses[key] = self._compile(args)
         address, trampoline = addresses
         threads = numba.get_num_threads()
-        pace = None
+        pace, one = None, False
         if ADAPT and threads > 1 and nt > 1:
             where = (address, getattr(args[0], "shape", None))
             pace = self._paces.get(where)
             if pace is None:
                 pace = self._paces[where] = Pace()
             one = pace.one_thread()
-        if pace is None or not one:
-            nw = min(nt, threads)
+        nw = 1 if one else min(nt, threads)
+        if one:  # the same region on one thread: every share in order, no worker woken
+            numba.set_num_threads(1)
+        try:
             t0 = time.perf_counter()
             failed = _enter(_launcher(), trampoline, address, nt, nw, np.full(1, nw, dtype=np.int64), args)
-        else:  # the same region on one thread: every share in order, no worker woken
-            numba.set_num_threads(1)
-            try:
-                t0 = time.perf_counter()
-                failed = _enter(_launcher(), trampoline, address, nt, 1, np.ones(1, dtype=np.int64), args)
-            finally:
+        finally:
+            if one:
                 numba.set_num_threads(threads)
         if pace is not None:
             pace.record(one, time.perf_counter() - t0)
