@@ -33,6 +33,8 @@ backward scatters dy to the argmax (see pool.py for the tie rule: first maximum 
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit
 
@@ -291,16 +293,17 @@ def _make_forward_share(kind, pool2):
     return forward_share
 
 
-_FORWARD: dict = {}
+@functools.lru_cache(maxsize=None)
+def _forward_kernel(kind, pool2):
+    """The forward Shares of a layer's kind (made on first use, compiled on its first call)."""
+    return Shares(njit(**OPTS)(_make_forward_share(kind, pool2)))
 
 
 def _forward(nt, xpad, w4, b4, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, g, y, arg):
-    """Run the forward share of this layer's kind (made and compiled on first use)."""
-    key = (_kind(sh, sw, ow), bool(pool) and (pkh, pkw, psh, psw) == (2, 2, 2, 2))
-    shares = _FORWARD.get(key)
-    if shares is None:
-        shares = _FORWARD[key] = Shares(njit(**OPTS)(_make_forward_share(*key)))
-    shares(nt, xpad, w4, b4, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, g, y, arg)
+    """Run the forward share of this layer's kind."""
+    pool2 = bool(pool) and (pkh, pkw, psh, psw) == (2, 2, 2, 2)
+    _forward_kernel(_kind(sh, sw, ow), pool2)(nt, xpad, w4, b4, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, g,
+                                              y, arg)
 
 
 def _g(w2, l, x, nt):
@@ -432,16 +435,10 @@ def _make_backward_share(kind):
     return backward_share
 
 
-_BACKWARD: dict = {}
-
-
-def _backward_kernel(sh, sw, ow):
-    """The backward Shares of a layer's kind (made and compiled on first use)."""
-    kind = _kind(sh, sw, ow)
-    shares = _BACKWARD.get(kind)
-    if shares is None:
-        shares = _BACKWARD[kind] = Shares(njit(**OPTS)(_make_backward_share(kind)))
-    return shares
+@functools.lru_cache(maxsize=None)
+def _backward_kernel(kind):
+    """The backward Shares of a layer's kind (made on first use, compiled on its first call)."""
+    return Shares(njit(**OPTS)(_make_backward_share(kind)))
 
 
 def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, nt):
@@ -465,7 +462,7 @@ def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, nt):
     dw_t = np.zeros((nt, *w4.shape), dtype=w2.dtype)
     db_t = np.zeros((nt, w4.shape[0]), dtype=w2.dtype)
     dxpad = np.empty(xpad.shape if need_dx else (1, 1, 1, 1), dtype=xpad.dtype)
-    _backward_kernel(sh, sw, ow)(nt, xpad, w4, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, dxpad, dw_t, db_t)
+    _backward_kernel(_kind(sh, sw, ow))(nt, xpad, w4, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, dxpad, dw_t, db_t)
     return dxpad, dw_t[:, :f, :w2.shape[1]], db_t[:, :f]
 
 

@@ -9,7 +9,7 @@ from fastcnn.kernels.cpu import cache_stamp, conv, pool, unroll
 
 
 def test_the_kernels_are_cached_under_the_folder_stamp():
-    made = conv._backward_kernel(1, 1, 8).fn  # a share made by a factory (a closure) as well
+    made = conv._backward_kernel(conv._kind(1, 1, 8)).fn  # a share made by a factory (a closure) as well
     for fn in (made, pool.relu_maxpool_2x2, unroll.unroll):
         locator = fn._cache._impl._locator
         assert getattr(type(locator), "_fastcnn_kernels", False)

@@ -226,7 +226,7 @@ def test_conv_results_are_the_same_bit_for_bit_on_one_thread_and_on_all():
         parallel = run()
         launch.ADAPT = True
         run()
-        for pace in conv._backward_kernel(1, 1, 10)._paces.values():
+        for pace in conv._backward_kernel(conv._kind(1, 1, 10))._paces.values():
             pace.one, pace.next_probe = True, 10**9
         one = run()
     finally:
