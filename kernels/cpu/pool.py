@@ -54,35 +54,37 @@ def relu_maxpool_2x2(plane, ow, bias, y2, a2):
     """``relu_maxpool_plane`` for the 2×2 stride-2 window: a branch-free chain of selects in
     row-major order, vectorised along v (a data-dependent branch per element mispredicts about
     half the time on real activations and cost LeNet-5's first layer ≈ 3× its pooling time);
-    with an empty a2 a max of four, ≈ half the time of the one that tracks the argmax."""
+    with an empty a2 a max of four, ≈ half the time of the one that tracks the argmax.
+    Each pair of input rows is read through its own row view (r0, r1): indexed as plane[2u·ow +
+    2v] with ow a run-time value, the loop was not vectorised as well, and took 2.6× as long
+    (one thread, LeNet-5's first layer's planes; benchmarks/README.md, session 8)."""
     poh, pow_ = y2.shape
     if a2.size == 0:
         for u in range(poh):
-            r0 = 2 * u * ow
-            r1 = r0 + ow
+            r0 = plane[2 * u * ow:(2 * u + 1) * ow]
+            r1 = plane[(2 * u + 1) * ow:(2 * u + 2) * ow]
             yr = y2[u]
             for v in range(pow_):
-                t, b = r0 + 2 * v, r1 + 2 * v
-                m = max(max(plane[t], plane[t + 1]), max(plane[b], plane[b + 1])) + bias
+                m = max(max(r0[2 * v], r0[2 * v + 1]), max(r1[2 * v], r1[2 * v + 1])) + bias
                 yr[v] = m if m > 0 else 0
         return
     for u in range(poh):
-        r0 = 2 * u * ow
-        r1 = r0 + ow
+        r0 = plane[2 * u * ow:(2 * u + 1) * ow]
+        r1 = plane[(2 * u + 1) * ow:(2 * u + 2) * ow]
+        n0 = 2 * u * ow  # the flat index of r0[0] (and n0 + ow of r1[0])
+        n1 = n0 + ow
         yr, ar = y2[u], a2[u]
         for v in range(pow_):
-            t = r0 + 2 * v
-            m, a = plane[t], t
-            c = plane[t + 1]
+            m, a = r0[2 * v], n0 + 2 * v
+            c = r0[2 * v + 1]
             up = c > m
-            m, a = (c if up else m), (t + 1 if up else a)
-            t = r1 + 2 * v
-            c = plane[t]
+            m, a = (c if up else m), (n0 + 2 * v + 1 if up else a)
+            c = r1[2 * v]
             up = c > m
-            m, a = (c if up else m), (t if up else a)
-            c = plane[t + 1]
+            m, a = (c if up else m), (n1 + 2 * v if up else a)
+            c = r1[2 * v + 1]
             up = c > m
-            m, a = (c if up else m), (t + 1 if up else a)
+            m, a = (c if up else m), (n1 + 2 * v + 1 if up else a)
             m += bias
             pos = m > 0
             yr[v] = m if pos else 0
