@@ -21,8 +21,8 @@ launch.Shares (compiled once, not twice as a prange body would be; a thread that
 the next share); weight gradients are summed per share, then across shares in share order. The
 caller passes nt = launch.shares(N).
 No BLAS call, so Numba's threads never wait on (or fight with) OpenBLAS's.
-The three products run in register blocks of four rows by four (``_z_rows4``, ``_dw_block``,
-``_dcols_rows4``) on weights padded with zeros to whole blocks (``_padded``): no remainder
+The three products run in register blocks of four rows by four (blocks.py: ``z_rows4``, ``dw_block``,
+``dcols_rows4``; the unrolled buffer is their row source) on weights padded with zeros to whole blocks (``_padded``): no remainder
 loops. The shares are made per kind of layer (``_kind``: stride 1, rows of four, or any; a 2×2
 pool or any) by factories whose arguments are compile-time constants, so that a run compiles only
 the copy, fold and pooling code its layers use.
@@ -39,7 +39,8 @@ import numpy as np
 from numba import njit
 
 from . import checks
-from .launch import Shares, span
+from .blocks import grads, share_group, share_groups, z_rows2, z_rows4
+from .launch import Shares
 from .pool import relu_maxpool_2x2, relu_maxpool_plane
 from .unroll import fold_rows, fold_s1, fold_w4, unroll_rows, unroll_s1, unroll_w4
 
@@ -62,161 +63,12 @@ def group(k: int, l: int, n: int, nt: int, itemsize: int) -> int:
 
 
 @njit(inline="always", **OPTS)
-def _groups(t, nt, n, g):
-    """Thread t's samples span(t, nt, n) as (first sample, count, q): q groups of at most g."""
-    lo, hi = span(t, nt, n)
-    return lo, hi - lo, -(-(hi - lo) // g)
-
-
-@njit(inline="always", **OPTS)
-def _group(lo, count, q, i):
-    """Group i of _groups' q: (first sample, samples), the sizes equal within one."""
-    first, last = span(i, q, count)
-    return lo + first, last - first
-
-
-@njit(inline="always", **OPTS)
-def _z_rows4(w4, b4, cols, z, f, nl):
-    """z[f:f+4, :nl] = b4[f:f+4] + w4[f:f+4] @ cols[:, :nl], four rows of cols per sweep.
-
-    Register blocking: 16 weights stay in registers while the loop along the nl columns
-    (vectorised) loads four rows of cols and four of z and stores four, for 16 multiply-adds:
-    0.75 loads or stores a multiply-add, where one row of z per sweep needed 1.5 and was bound by
-    them. (One thread, batch 128: LeNet-5's second layer 0.95 → 0.56 ms, benchmarks/README.md.)"""
-    nk = w4.shape[1]
-    z0, z1, z2, z3 = z[f], z[f + 1], z[f + 2], z[f + 3]
-    b0, b1, b2, b3 = b4[f], b4[f + 1], b4[f + 2], b4[f + 3]
-    for l in range(nl):
-        z0[l] = b0
-        z1[l] = b1
-        z2[l] = b2
-        z3[l] = b3
-    for k in range(0, nk, 4):
-        c0, c1, c2, c3 = cols[k], cols[k + 1], cols[k + 2], cols[k + 3]
-        a00, a01, a02, a03 = w4[f, k], w4[f, k + 1], w4[f, k + 2], w4[f, k + 3]
-        a10, a11, a12, a13 = w4[f + 1, k], w4[f + 1, k + 1], w4[f + 1, k + 2], w4[f + 1, k + 3]
-        a20, a21, a22, a23 = w4[f + 2, k], w4[f + 2, k + 1], w4[f + 2, k + 2], w4[f + 2, k + 3]
-        a30, a31, a32, a33 = w4[f + 3, k], w4[f + 3, k + 1], w4[f + 3, k + 2], w4[f + 3, k + 3]
-        for l in range(nl):
-            x0, x1, x2, x3 = c0[l], c1[l], c2[l], c3[l]
-            z0[l] += a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
-            z1[l] += a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
-            z2[l] += a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
-            z3[l] += a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
-
-
-@njit(inline="always", **OPTS)
-def _dw_block(cols, dz, dw, f, k, nl):
-    """dw[f:f+4, k:k+4] += dz[f:f+4, :nl] @ cols[k:k+4, :nl]ᵀ: 16 dot products along L sharing
-    eight vector loads a column step (0.5 loads a multiply-add)."""
-    zero = dz.dtype.type(0)
-    c0, c1, c2, c3 = cols[k], cols[k + 1], cols[k + 2], cols[k + 3]
-    d0, d1, d2, d3 = dz[f], dz[f + 1], dz[f + 2], dz[f + 3]
-    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
-    s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = zero
-    for l in range(nl):
-        x0, x1, x2, x3 = c0[l], c1[l], c2[l], c3[l]
-        e = d0[l]
-        s00 += e * x0
-        s01 += e * x1
-        s02 += e * x2
-        s03 += e * x3
-        e = d1[l]
-        s10 += e * x0
-        s11 += e * x1
-        s12 += e * x2
-        s13 += e * x3
-        e = d2[l]
-        s20 += e * x0
-        s21 += e * x1
-        s22 += e * x2
-        s23 += e * x3
-        e = d3[l]
-        s30 += e * x0
-        s31 += e * x1
-        s32 += e * x2
-        s33 += e * x3
-    dw[f, k] += s00
-    dw[f, k + 1] += s01
-    dw[f, k + 2] += s02
-    dw[f, k + 3] += s03
-    dw[f + 1, k] += s10
-    dw[f + 1, k + 1] += s11
-    dw[f + 1, k + 2] += s12
-    dw[f + 1, k + 3] += s13
-    dw[f + 2, k] += s20
-    dw[f + 2, k + 1] += s21
-    dw[f + 2, k + 2] += s22
-    dw[f + 2, k + 3] += s23
-    dw[f + 3, k] += s30
-    dw[f + 3, k + 1] += s31
-    dw[f + 3, k + 2] += s32
-    dw[f + 3, k + 3] += s33
-
-
-@njit(inline="always", **OPTS)
-def _dcols_rows4(w4, dz, dcols, k, nl):
-    """dcols[k:k+4, :nl] = w4[:, k:k+4]ᵀ @ dz[:, :nl], summing four rows of dz per sweep (16
-    weights in registers, as in _z_rows4)."""
-    nf = w4.shape[0]
-    o0, o1, o2, o3 = dcols[k], dcols[k + 1], dcols[k + 2], dcols[k + 3]
-    for l in range(nl):
-        o0[l] = 0
-        o1[l] = 0
-        o2[l] = 0
-        o3[l] = 0
-    for f in range(0, nf, 4):
-        d0, d1, d2, d3 = dz[f], dz[f + 1], dz[f + 2], dz[f + 3]
-        a00, a01, a02, a03 = w4[f, k], w4[f + 1, k], w4[f + 2, k], w4[f + 3, k]
-        a10, a11, a12, a13 = w4[f, k + 1], w4[f + 1, k + 1], w4[f + 2, k + 1], w4[f + 3, k + 1]
-        a20, a21, a22, a23 = w4[f, k + 2], w4[f + 1, k + 2], w4[f + 2, k + 2], w4[f + 3, k + 2]
-        a30, a31, a32, a33 = w4[f, k + 3], w4[f + 1, k + 3], w4[f + 2, k + 3], w4[f + 3, k + 3]
-        for l in range(nl):
-            x0, x1, x2, x3 = d0[l], d1[l], d2[l], d3[l]
-            o0[l] += a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
-            o1[l] += a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
-            o2[l] += a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
-            o3[l] += a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
-
-
-@njit(inline="always", **OPTS)
-def _z_rows2(w4, b4, cols, z, f, nl):
-    """``_z_rows4`` for the last two rows of an F4 that is 2 mod 4."""
-    nk = w4.shape[1]
-    z0, z1 = z[f], z[f + 1]
-    b0, b1 = b4[f], b4[f + 1]
-    for l in range(nl):
-        z0[l] = b0
-        z1[l] = b1
-    for k in range(0, nk, 4):
-        c0, c1, c2, c3 = cols[k], cols[k + 1], cols[k + 2], cols[k + 3]
-        a00, a01, a02, a03 = w4[f, k], w4[f, k + 1], w4[f, k + 2], w4[f, k + 3]
-        a10, a11, a12, a13 = w4[f + 1, k], w4[f + 1, k + 1], w4[f + 1, k + 2], w4[f + 1, k + 3]
-        for l in range(nl):
-            x0, x1, x2, x3 = c0[l], c1[l], c2[l], c3[l]
-            z0[l] += a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
-            z1[l] += a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
-
-
-@njit(inline="always", **OPTS)
-def _grads(w4, cols, dz, dw, db, dcols, nl, need_dx):
-    """From dz[:, :nl] (F4, nl) and cols[:, :nl] (K4, nl): db (F4,) += Σ_l dz, dw (F4, K4) +=
-    dz @ colsᵀ in 4×4 blocks (_dw_block); dcols[:, :nl] = w4ᵀ @ dz when need_dx (_dcols_rows4).
-    F4 and K4 are multiples of four here (_padded(w2, rows=4))."""
-    nf, nk = w4.shape
-    zero = dz.dtype.type(0)
-    for f in range(dz.shape[0]):
-        dr = dz[f]
-        acc = zero
-        for l in range(nl):
-            acc += dr[l]
-        db[f] += acc
-    for k in range(0, nk, 4):
-        for f in range(0, nf, 4):
-            _dw_block(cols, dz, dw, f, k, nl)
-    if need_dx:
-        for k in range(0, nk, 4):
-            _dcols_rows4(w4, dz, dcols, k, nl)
+def _row_offsets(nk4, stride):
+    """offs[k] = k·stride: the rows of a flat (K4, stride) buffer as a row source (blocks.py)."""
+    offs = np.empty(nk4, dtype=np.int64)
+    for k in range(nk4):
+        offs[k] = k * stride
+    return offs
 
 
 @njit(inline="always", **OPTS)
@@ -263,10 +115,10 @@ def _make_forward_share(kind, pool2):
         zero = xpad.dtype.type(0)  # z already holds the bias
         cols = _cols_buffer(c * kh * kw, nk4, g, nl, xpad.dtype)
         z = np.empty((nf4, g, nl), dtype=xpad.dtype)
-        c2, z2 = cols.reshape(nk4, g * nl), z.reshape(nf4, g * nl)
-        lo, count, q = _groups(t, nt, n, g)
+        rows, offs, z2 = cols.reshape(-1), _row_offsets(nk4, g * nl), z.reshape(nf4, g * nl)
+        lo, count, q = share_groups(t, nt, n, g)
         for grp in range(q):
-            s0, m = _group(lo, count, q, grp)
+            s0, m = share_group(lo, count, q, grp)
             for j in range(m):
                 if w4:
                     unroll_w4(xpad[s0 + j], kh, kw, oh, cols, j)
@@ -275,14 +127,14 @@ def _make_forward_share(kind, pool2):
                 else:
                     unroll_rows(xpad[s0 + j], kh, kw, sh, sw, oh, ow, cols, j)
             for f in range(0, nf4 - nf4 % 4, 4):
-                _z_rows4(w4_, b4, c2, z2, f, m * nl)
+                z_rows4(w4_, b4, rows, 0, offs, z2, f, m * nl)
             if nf4 % 4 == 2:
-                _z_rows2(w4_, b4, c2, z2, nf4 - 2, m * nl)
+                z_rows2(w4_, b4, rows, 0, offs, z2, nf4 - 2, m * nl)
             for j in range(m):
                 for f in range(nf):
                     if pool:
                         if pool2:
-                            relu_maxpool_2x2(z[f, j], ow, zero, y[s0 + j, f], arg[s0 + j, f])
+                            relu_maxpool_2x2(z[f, j], ow, ow, zero, y[s0 + j, f], arg[s0 + j, f])
                         else:
                             relu_maxpool_plane(z[f, j], ow, zero, pkh, pkw, psh, psw, y[s0 + j, f], arg[s0 + j, f])
                     else:  # an element loop: a slice assignment compiles a shape check's message (≈ 2 s)
@@ -393,11 +245,11 @@ def _make_backward_share(kind):
         cols = _cols_buffer(c * kh * kw, nk4, g, nl, xpad.dtype)
         dz = np.zeros((nf4, g, nl), dtype=xpad.dtype)
         dcols = np.empty((nk4, g, nl) if need_dx else (1, 1, 1), dtype=xpad.dtype)
-        c2, dz2 = cols.reshape(nk4, g * nl), dz.reshape(nf4, g * nl)
+        rows, offs, dz2 = cols.reshape(-1), _row_offsets(nk4, g * nl), dz.reshape(nf4, g * nl)
         dcols2 = dcols.reshape(nk4, g * nl) if need_dx else dcols.reshape(1, 1)
-        lo, count, q = _groups(t, nt, n, g)
+        lo, count, q = share_groups(t, nt, n, g)
         for grp in range(q):
-            s0, m = _group(lo, count, q, grp)
+            s0, m = share_group(lo, count, q, grp)
             for j in range(m):
                 s = s0 + j
                 for f in range(nf):
@@ -421,7 +273,7 @@ def _make_backward_share(kind):
                     unroll_s1(xpad[s], kh, kw, oh, ow, cols, j)
                 else:
                     unroll_rows(xpad[s], kh, kw, sh, sw, oh, ow, cols, j)
-            _grads(w4_, c2, dz2, dw_t[t], db_t[t], dcols2, m * nl, need_dx)
+            grads(w4_, rows, 0, offs, dz2, dw_t[t], db_t[t], dcols2, m * nl, need_dx)
             if need_dx:
                 for j in range(m):
                     dxpad[s0 + j] = 0

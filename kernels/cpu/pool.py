@@ -28,7 +28,7 @@ def relu_maxpool_plane(plane, ow, bias, pkh, pkw, psh, psw, y2, a2):
     to ``relu_maxpool_2x2``.
     """
     if pkh == 2 and pkw == 2 and psh == 2 and psw == 2:
-        relu_maxpool_2x2(plane, ow, bias, y2, a2)
+        relu_maxpool_2x2(plane, ow, ow, bias, y2, a2)
         return
     keep = a2.size > 0
     poh, pow_ = y2.shape
@@ -50,8 +50,9 @@ def relu_maxpool_plane(plane, ow, bias, pkh, pkw, psh, psw, y2, a2):
 
 
 @njit(**OPTS)
-def relu_maxpool_2x2(plane, ow, bias, y2, a2):
-    """``relu_maxpool_plane`` for the 2×2 stride-2 window: a branch-free chain of selects in
+def relu_maxpool_2x2(plane, wd, ow, bias, y2, a2):
+    """``relu_maxpool_plane`` for the 2×2 stride-2 window, its rows ``wd`` apart in plane (wd = ow,
+    or a wider row: conv_c1.py's planes), a2 the index i·ow + j all the same: a branch-free chain of selects in
     row-major order, vectorised along v (a data-dependent branch per element mispredicts about
     half the time on real activations and cost LeNet-5's first layer ≈ 3× its pooling time);
     with an empty a2 a max of four, ≈ half the time of the one that tracks the argmax.
@@ -61,16 +62,16 @@ def relu_maxpool_2x2(plane, ow, bias, y2, a2):
     poh, pow_ = y2.shape
     if a2.size == 0:
         for u in range(poh):
-            r0 = plane[2 * u * ow:(2 * u + 1) * ow]
-            r1 = plane[(2 * u + 1) * ow:(2 * u + 2) * ow]
+            r0 = plane[2 * u * wd:2 * u * wd + ow]
+            r1 = plane[(2 * u + 1) * wd:(2 * u + 1) * wd + ow]
             yr = y2[u]
             for v in range(pow_):
                 m = max(max(r0[2 * v], r0[2 * v + 1]), max(r1[2 * v], r1[2 * v + 1])) + bias
                 yr[v] = m if m > 0 else 0
         return
     for u in range(poh):
-        r0 = plane[2 * u * ow:(2 * u + 1) * ow]
-        r1 = plane[(2 * u + 1) * ow:(2 * u + 2) * ow]
+        r0 = plane[2 * u * wd:2 * u * wd + ow]
+        r1 = plane[(2 * u + 1) * wd:(2 * u + 1) * wd + ow]
         n0 = 2 * u * ow  # the flat index of r0[0] (and n0 + ow of r1[0])
         n1 = n0 + ow
         yr, ar = y2[u], a2[u]
