@@ -38,7 +38,7 @@ import functools
 import numpy as np
 from numba import njit
 
-from . import checks
+from . import checks, conv_c1
 from .blocks import grads, share_group, share_groups, z_rows2, z_rows4
 from .launch import Shares
 from .pool import relu_maxpool_2x2, relu_maxpool_plane
@@ -60,15 +60,6 @@ def group(k: int, l: int, n: int, nt: int, itemsize: int) -> int:
     g = -(-WIDTH // l)
     g = min(g, GROUP_BYTES // (k * l * itemsize), -(-n // nt))
     return max(1, g)
-
-
-@njit(inline="always", **OPTS)
-def _row_offsets(nk4, stride):
-    """offs[k] = k·stride: the rows of a flat (K4, stride) buffer as a row source (blocks.py)."""
-    offs = np.empty(nk4, dtype=np.int64)
-    for k in range(nk4):
-        offs[k] = k * stride
-    return offs
 
 
 @njit(inline="always", **OPTS)
@@ -100,47 +91,57 @@ def _make_forward_share(kind, pool2):
     ends in a block of two rows is tested when it runs: as a kind of its own it had LeNet-5's two
     layers compile two shares each, ≈ 6 s more of a cold run.)"""
     w4, s1 = kind == "w4", kind == "s1"
+    shifts = pool2 and kind != "any"  # whether a one-channel layer may skip the unroll (conv_c1.py)
 
-    def forward_share(t, nt, xpad, w4_, b4, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, g, y, arg):
+    def forward_share(t, nt, xpad, w4_, b4, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, g, y, arg, wide, offs):
         """Thread t's part of a direct forward: its samples span(t, nt, N), in groups of at most
         g. w4_ (F4, K4), b4 (F4,): the weights and bias padded with zeros (_padded); y has the F
         real channels. Without ``pool``: y = z (N, F, oh, ow), arg a dummy. With ``pool``: y =
         maxpool(relu(z)) (N, F, poh, pow) and arg int32 (same shape) = i·ow + j of the window's
         first maximum of z, or −1 where that maximum is ≤ 0 (ReLU passes no gradient); an empty
-        arg (N, F, 0, 0): y alone. relu(max z) = max relu(z): ReLU is monotonic."""
-        n, c = xpad.shape[0], xpad.shape[1]
+        arg (N, F, 0, 0): y alone. relu(max z) = max relu(z): ReLU is monotonic.
+        The columns are the unrolled buffer (offs[k] = k·g·oh·ow), or with ``wide`` (a layer
+        conv_c1.fits) the flat input itself (offs from conv_c1.offsets) and z's planes wide."""
+        n, c, hw = xpad.shape[0], xpad.shape[1], xpad.shape[2] * xpad.shape[3]
         nf, nf4, nk4 = y.shape[1], w4_.shape[0], w4_.shape[1]
         nl = oh * ow
+        wide = shifts and wide
+        plane = hw if wide else nl  # z's columns per sample
         yl = y.reshape(n, nf, -1)
         zero = xpad.dtype.type(0)  # z already holds the bias
-        cols = _cols_buffer(c * kh * kw, nk4, g, nl, xpad.dtype)
-        z = np.empty((nf4, g, nl), dtype=xpad.dtype)
-        rows, offs, z2 = cols.reshape(-1), _row_offsets(nk4, g * nl), z.reshape(nf4, g * nl)
+        cols = _cols_buffer(c * kh * kw, nk4, 1 if wide else g, 1 if wide else nl, xpad.dtype)
+        z = np.empty((nf4, g * plane), dtype=xpad.dtype)
+        flat = xpad.reshape(n * c * hw)
         lo, count, q = share_groups(t, nt, n, g)
         for grp in range(q):
             s0, m = share_group(lo, count, q, grp)
-            for j in range(m):
-                if w4:
-                    unroll_w4(xpad[s0 + j], kh, kw, oh, cols, j)
-                elif s1:
-                    unroll_s1(xpad[s0 + j], kh, kw, oh, ow, cols, j)
-                else:
-                    unroll_rows(xpad[s0 + j], kh, kw, sh, sw, oh, ow, cols, j)
+            if wide:  # the image is its own columns: from its first pixel to the group's last output
+                src, base, run = flat, s0 * hw, (m - 1) * hw + (oh - 1) * xpad.shape[3] + ow
+            else:
+                for j in range(m):
+                    if w4:
+                        unroll_w4(xpad[s0 + j], kh, kw, oh, cols, j)
+                    elif s1:
+                        unroll_s1(xpad[s0 + j], kh, kw, oh, ow, cols, j)
+                    else:
+                        unroll_rows(xpad[s0 + j], kh, kw, sh, sw, oh, ow, cols, j)
+                src, base, run = cols.reshape(-1), 0, m * nl
             for f in range(0, nf4 - nf4 % 4, 4):
-                z_rows4(w4_, b4, rows, 0, offs, z2, f, m * nl)
+                z_rows4(w4_, b4, src, base, offs, z, f, run)
             if nf4 % 4 == 2:
-                z_rows2(w4_, b4, rows, 0, offs, z2, nf4 - 2, m * nl)
+                z_rows2(w4_, b4, src, base, offs, z, nf4 - 2, run)
             for j in range(m):
                 for f in range(nf):
+                    zp = z[f, j * plane:(j + 1) * plane]
                     if pool:
                         if pool2:
-                            relu_maxpool_2x2(z[f, j], ow, ow, zero, y[s0 + j, f], arg[s0 + j, f])
+                            relu_maxpool_2x2(zp, xpad.shape[3] if wide else ow, ow, zero, y[s0 + j, f], arg[s0 + j, f])
                         else:
-                            relu_maxpool_plane(z[f, j], ow, zero, pkh, pkw, psh, psw, y[s0 + j, f], arg[s0 + j, f])
+                            relu_maxpool_plane(zp, ow, zero, pkh, pkw, psh, psw, y[s0 + j, f], arg[s0 + j, f])
                     else:  # an element loop: a slice assignment compiles a shape check's message (≈ 2 s)
-                        src, dst = z[f, j], yl[s0 + j, f]
+                        dst = yl[s0 + j, f]
                         for l in range(nl):
-                            dst[l] = src[l]
+                            dst[l] = zp[l]
 
     return forward_share
 
@@ -151,15 +152,18 @@ def _forward_kernel(kind, pool2):
     return Shares(njit(**OPTS)(_make_forward_share(kind, pool2)))
 
 
-def _forward(nt, xpad, w4, b4, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, g, y, arg):
-    """Run the forward share of this layer's kind."""
+def _forward(nt, xpad, w4, b4, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, y, arg):
+    """Run the forward share of this layer's kind: unrolled, or without an unroll where conv_c1 fits."""
     pool2 = bool(pool) and (pkh, pkw, psh, psw) == (2, 2, 2, 2)
+    xpad = np.ascontiguousarray(xpad)  # the shares read it flat
+    wide = conv_c1.fits(xpad, sh, sw, kh, kw, oh, ow, pool2)
+    if wide:
+        g, offs = conv_c1.group(xpad, nt), conv_c1.offsets(kh, kw, xpad.shape[3], w4.shape[1])
+    else:
+        g = group(w4.shape[1], oh * ow, len(xpad), nt, xpad.itemsize)
+        offs = np.arange(w4.shape[1], dtype=np.int64) * (g * oh * ow)
     _forward_kernel(_kind(sh, sw, ow), pool2)(nt, xpad, w4, b4, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, g,
-                                              y, arg)
-
-
-def _g(w2, l, x, nt):
-    return group(w2.shape[1], l, len(x), nt, x.itemsize)
+                                              y, arg, wide, offs)
 
 
 def _padded(w2, b=None, rows=2):
@@ -204,7 +208,7 @@ def conv_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, nt):
     _check_conv("conv_forward", xpad, w2, kh, kw, sh, sw, oh, ow, nt)
     _check_bias("conv_forward", b, w2)
     y = np.empty((len(xpad), len(w2), oh, ow), dtype=xpad.dtype)
-    _forward(nt, xpad, *_padded(w2, b), kh, kw, sh, sw, oh, ow, False, 1, 1, 1, 1, _g(w2, oh * ow, xpad, nt), y, _NO_ARG)
+    _forward(nt, xpad, *_padded(w2, b), kh, kw, sh, sw, oh, ow, False, 1, 1, 1, 1, y, _NO_ARG)
     return y
 
 
@@ -217,11 +221,12 @@ def conv_relu_maxpool_forward(xpad, w2, b, kh, kw, sh, sw, oh, ow, pkh, pkw, psh
     checks.window("conv_relu_maxpool_forward", "the pooled W", ow, pkw, psw, pow_)
     y = np.empty((len(xpad), len(w2), poh, pow_), dtype=xpad.dtype)
     arg = np.empty(y.shape if keep_arg else (len(xpad), len(w2), 0, 0), dtype=np.int32)
-    _forward(nt, xpad, *_padded(w2, b), kh, kw, sh, sw, oh, ow, True, pkh, pkw, psh, psw, _g(w2, oh * ow, xpad, nt), y, arg)
+    _forward(nt, xpad, *_padded(w2, b), kh, kw, sh, sw, oh, ow, True, pkh, pkw, psh, psw, y, arg)
     return y, (arg if keep_arg else None)
 
 
 _NO_ARG = np.empty((1, 1, 1, 1), dtype=np.int32)  # the unpooled forward's (unused) arg
+_NO_AT = np.zeros(1, dtype=np.int64)  # the unrolled backward's (unused) index map
 
 
 PLAIN, RELU, MAXPOOL = 0, 1, 2  # how a backward pass turns dy into dz
@@ -231,49 +236,63 @@ def _make_backward_share(kind):
     """The backward share for an unroll kind (see _make_forward_share)."""
     w4, s1 = kind == "w4", kind == "s1"
 
-    def backward_share(t, nt, xpad, w4_, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, dxpad, dw_t, db_t):
+    shifts = kind != "any"  # whether a one-channel layer may skip the unroll (conv_c1.py)
+
+    def backward_share(t, nt, xpad, w4_, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, dxpad, dw_t, db_t, wide,
+                       offs, at):
         """Thread t's part of a direct backward (the groups of the forward; w4_ (F4, K4) the
         padded weights). ``mode`` says how dz (F, oh·ow) comes from dy:
         PLAIN dz = dy;  RELU dz = dy · [aux > 0] (aux = the layer's output y);
         MAXPOOL dz = dy (N, F, poh, pow) scattered to aux = arg (−1: no gradient).
         Writes dxpad (N, C, Hp, Wp) (when need_dx) and adds this thread's sums to dw_t[t]
         (F4, K4) and db_t[t] (F4,) (the padding's rows and columns stay zero: dz's padded rows
-        are zero); the callers add the nt rows up and cut the padding off (_summed) in NumPy."""
-        n, nf, c = dy.shape[0], dy.shape[1], xpad.shape[1]
+        are zero); the callers add the nt rows up and cut the padding off (_summed) in NumPy.
+        With ``wide`` (MAXPOOL without dx, a layer conv_c1.fits) the columns are the flat input
+        (offs from conv_c1.offsets), dz's planes wide, and at[i·ow + j] = i·Wp + j; else offs[k]
+        = k·g·oh·ow of the unrolled buffer."""
+        n, nf, c, hw = dy.shape[0], dy.shape[1], xpad.shape[1], xpad.shape[2] * xpad.shape[3]
         nf4, nk4 = w4_.shape
         nl = oh * ow
-        cols = _cols_buffer(c * kh * kw, nk4, g, nl, xpad.dtype)
-        dz = np.zeros((nf4, g, nl), dtype=xpad.dtype)
+        wide = shifts and wide
+        plane = hw if wide else nl  # dz's columns per sample
+        cols = _cols_buffer(c * kh * kw, nk4, 1 if wide else g, 1 if wide else nl, xpad.dtype)
+        dz = np.zeros((nf4, g * plane), dtype=xpad.dtype)  # rows F … F4 − 1 stay zero
         dcols = np.empty((nk4, g, nl) if need_dx else (1, 1, 1), dtype=xpad.dtype)
-        rows, offs, dz2 = cols.reshape(-1), _row_offsets(nk4, g * nl), dz.reshape(nf4, g * nl)
         dcols2 = dcols.reshape(nk4, g * nl) if need_dx else dcols.reshape(1, 1)
+        flat = xpad.reshape(n * c * hw)
         lo, count, q = share_groups(t, nt, n, g)
         for grp in range(q):
             s0, m = share_group(lo, count, q, grp)
             for j in range(m):
                 s = s0 + j
                 for f in range(nf):
-                    dzr = dz[f, j]
+                    dzr = dz[f, j * plane:(j + 1) * plane]
                     if mode == MAXPOOL:
-                        for l in range(nl):
+                        for l in range(plane):
                             dzr[l] = 0
                         for u in range(dy.shape[2]):
                             for v in range(dy.shape[3]):
                                 a = int(aux[s, f, u, v])
                                 if a >= 0:
-                                    dzr[a] += dy[s, f, u, v]
+                                    dzr[at[a] if wide else a] += dy[s, f, u, v]
                     else:
                         for i in range(oh):
                             for jj in range(ow):
                                 gr = dy[s, f, i, jj]
                                 dzr[i * ow + jj] = gr if mode == PLAIN or aux[s, f, i, jj] > 0 else 0
+                if wide:
+                    continue
                 if w4:
                     unroll_w4(xpad[s], kh, kw, oh, cols, j)
                 elif s1:
                     unroll_s1(xpad[s], kh, kw, oh, ow, cols, j)
                 else:
                     unroll_rows(xpad[s], kh, kw, sh, sw, oh, ow, cols, j)
-            grads(w4_, rows, 0, offs, dz2, dw_t[t], db_t[t], dcols2, m * nl, need_dx)
+            if wide:  # the image is its own columns (see the forward)
+                src, base, run = flat, s0 * hw, (m - 1) * hw + (oh - 1) * xpad.shape[3] + ow
+            else:
+                src, base, run = cols.reshape(-1), 0, m * nl
+            grads(w4_, src, base, offs, dz, dw_t[t], db_t[t], dcols2, run, need_dx)
             if need_dx:
                 for j in range(m):
                     dxpad[s0 + j] = 0
@@ -298,7 +317,6 @@ def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, nt):
     kernel = ("conv_backward", "relu_mask_conv_backward", "conv_relu_maxpool_backward")[mode]
     checks.array(kernel, "dy", dy, 4)
     _check_conv(kernel, xpad, w2, kh, kw, sh, sw, oh, ow, nt)
-    g = _g(w2, oh * ow, dy, nt)  # after the checks: it reads their shapes
     checks.same_dtype(kernel, xpad=xpad, dy=dy)
     n, f = xpad.shape[0], w2.shape[0]
     if mode == MAXPOOL:
@@ -314,7 +332,16 @@ def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, nt):
     dw_t = np.zeros((nt, *w4.shape), dtype=w2.dtype)
     db_t = np.zeros((nt, w4.shape[0]), dtype=w2.dtype)
     dxpad = np.empty(xpad.shape if need_dx else (1, 1, 1, 1), dtype=xpad.dtype)
-    _backward_kernel(_kind(sh, sw, ow))(nt, xpad, w4, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, dxpad, dw_t, db_t)
+    xpad = np.ascontiguousarray(xpad)  # the shares read it flat
+    wide = mode == MAXPOOL and not need_dx and conv_c1.fits(xpad, sh, sw, kh, kw, oh, ow, True)
+    if wide:
+        g, offs = conv_c1.group(xpad, nt), conv_c1.offsets(kh, kw, xpad.shape[3], w4.shape[1])
+        at = conv_c1.wide_index(oh, ow, xpad.shape[3])
+    else:
+        g = group(w4.shape[1], oh * ow, len(xpad), nt, xpad.itemsize)
+        offs, at = np.arange(w4.shape[1], dtype=np.int64) * (g * oh * ow), _NO_AT
+    _backward_kernel(_kind(sh, sw, ow))(nt, xpad, w4, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, dxpad, dw_t,
+                                        db_t, wide, offs, at)
     return dxpad, dw_t[:, :f, :w2.shape[1]], db_t[:, :f]
 
 
