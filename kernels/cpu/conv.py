@@ -21,11 +21,12 @@ launch.Shares (compiled once, not twice as a prange body would be; a thread that
 the next share); weight gradients are summed per share, then across shares in share order. The
 caller passes nt = launch.shares(N).
 No BLAS call, so Numba's threads never wait on (or fight with) OpenBLAS's.
-The three products run in register blocks of four rows by four (blocks.py: ``z_rows4``, ``dw_block``,
-``dcols_rows4``; the unrolled buffer is their row source) on weights padded with zeros to whole blocks (``_padded``): no remainder
-loops. The shares are made per kind of layer (``_kind``: stride 1, rows of four, or any; a 2×2
-pool or any) by factories whose arguments are compile-time constants, so that a run compiles only
-the copy, fold and pooling code its layers use.
+The three products run in register blocks of four rows by four (blocks.py: ``z_rows4``,
+``dw_block``, ``dcols_rows4``; the unrolled buffer, or conv_c1's flat input, is their row source)
+on weights padded with zeros to whole blocks (``_padded``): no remainder loops. The shares are
+made per kind of layer (``_kind``: stride 1, rows of four, or any; a 2×2 pool or any) by
+factories whose arguments are compile-time constants, so that a run compiles only the copy, fold
+and pooling code its layers use.
 
 The fused variants (Conv2D → ReLU → MaxPool2D) apply bias, ReLU and pooling to z while it is
 still in cache and keep the argmax (not in evaluation: an empty arg asks for y alone); their
@@ -152,16 +153,21 @@ def _forward_kernel(kind, pool2):
     return Shares(njit(**OPTS)(_make_forward_share(kind, pool2)))
 
 
+def _columns(xpad, w4, kh, kw, oh, ow, nt, wide):
+    """(g, offs) of a share's row source (blocks.py): with ``wide`` the flat input (conv_c1's
+    group and tap offsets), else the unrolled (K4, g·oh·ow) buffer, offs[k] = k·g·oh·ow."""
+    if wide:
+        return conv_c1.group(xpad, nt), conv_c1.offsets(kh, kw, xpad.shape[3], w4.shape[1])
+    g = group(w4.shape[1], oh * ow, len(xpad), nt, xpad.itemsize)
+    return g, np.arange(w4.shape[1], dtype=np.int64) * (g * oh * ow)
+
+
 def _forward(nt, xpad, w4, b4, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, y, arg):
     """Run the forward share of this layer's kind: unrolled, or without an unroll where conv_c1 fits."""
     pool2 = bool(pool) and (pkh, pkw, psh, psw) == (2, 2, 2, 2)
     xpad = np.ascontiguousarray(xpad)  # the shares read it flat
     wide = conv_c1.fits(xpad, sh, sw, kh, kw, oh, ow, pool2)
-    if wide:
-        g, offs = conv_c1.group(xpad, nt), conv_c1.offsets(kh, kw, xpad.shape[3], w4.shape[1])
-    else:
-        g = group(w4.shape[1], oh * ow, len(xpad), nt, xpad.itemsize)
-        offs = np.arange(w4.shape[1], dtype=np.int64) * (g * oh * ow)
+    g, offs = _columns(xpad, w4, kh, kw, oh, ow, nt, wide)
     _forward_kernel(_kind(sh, sw, ow), pool2)(nt, xpad, w4, b4, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, g,
                                               y, arg, wide, offs)
 
@@ -334,12 +340,8 @@ def _backward(xpad, w2, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, nt):
     dxpad = np.empty(xpad.shape if need_dx else (1, 1, 1, 1), dtype=xpad.dtype)
     xpad = np.ascontiguousarray(xpad)  # the shares read it flat
     wide = mode == MAXPOOL and not need_dx and conv_c1.fits(xpad, sh, sw, kh, kw, oh, ow, True)
-    if wide:
-        g, offs = conv_c1.group(xpad, nt), conv_c1.offsets(kh, kw, xpad.shape[3], w4.shape[1])
-        at = conv_c1.wide_index(oh, ow, xpad.shape[3])
-    else:
-        g = group(w4.shape[1], oh * ow, len(xpad), nt, xpad.itemsize)
-        offs, at = np.arange(w4.shape[1], dtype=np.int64) * (g * oh * ow), _NO_AT
+    g, offs = _columns(xpad, w4, kh, kw, oh, ow, nt, wide)
+    at = conv_c1.wide_index(oh, ow, xpad.shape[3]) if wide else _NO_AT
     _backward_kernel(_kind(sh, sw, ow))(nt, xpad, w4, dy, aux, mode, kh, kw, sh, sw, oh, ow, need_dx, g, dxpad, dw_t,
                                         db_t, wide, offs, at)
     return dxpad, dw_t[:, :f, :w2.shape[1]], db_t[:, :f]

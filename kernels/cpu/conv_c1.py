@@ -43,7 +43,7 @@ def offsets(kh: int, kw: int, wp: int, k4: int) -> np.ndarray:
     """offs (K4,) int64: p·Wp + q for tap (p, q), then offs[0] for the padding rows K … K4 − 1
     (their weights are zero, and they read pixels the first tap reads)."""
     offs = np.zeros(k4, dtype=np.int64)
-    offs[:kh * kw] = (np.arange(kh)[:, None] * wp + np.arange(kw)[None, :]).ravel()
+    offs[:kh * kw] = wide_index(kh, kw, wp)  # tap (p, q) sits where output (p, q) of a wide plane does
     return offs
 
 
