@@ -87,6 +87,10 @@ class Sequential(Layer):
             self._plan = fuse(self.layers) if self.fusion else list(self.layers)
             if self._plan and self._plan[0] is not self.layers[0]:
                 self._plan[0].needs_input_grad = self.needs_input_grad
+            own = {id(layer) for layer in self.layers}
+            for layer in self._plan:  # the fused layers take the model's mode (no argmax kept in evaluation)
+                if id(layer) not in own:
+                    layer.train(self.training)
             self._plan_key = key
         return self._plan
 
@@ -158,6 +162,8 @@ class Sequential(Layer):
     def train(self, mode=True):
         self.training = mode
         for layer in self.layers:
+            layer.train(mode)
+        for layer in getattr(self, "_plan", None) or ():  # the fused layers too (plan())
             layer.train(mode)
         return self
 

@@ -92,6 +92,19 @@ def test_unpinned_layer_chooses_again():
     assert layer.variant == "direct"
 
 
+def test_a_models_own_plan_follows_its_mode():
+    """model.eval() reaches the fused layers a Sequential runs by itself (plan()), also those built
+    after the switch: in evaluation they keep no argmax; back in training they do again."""
+    model = models.build("lenet5")
+    x = np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32)
+    model.eval()
+    model.forward(x)
+    assert [l._cache[1] for l in model.plan() if isinstance(l, ConvReLUMaxPool)] == [None, None]
+    model.train()
+    model.forward(x)
+    assert all(l._cache[1] is not None for l in model.plan() if isinstance(l, ConvReLUMaxPool))
+
+
 @pytest.mark.parametrize("geom", [dict(), dict(k=(3, 2), s=2, p=0, pool=(3, 2)), dict(c=1, f=6, k=5, p=2)])
 def test_evaluation_skips_the_argmax_and_a_backward_after_it_still_matches(geom):
     """In evaluation the fused layer computes y without the argmax (no backward is expected);
