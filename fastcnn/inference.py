@@ -40,7 +40,8 @@ def check_images(model, x, source: str = "the images") -> None:
 
 
 def predict_logits(model, x_uint8, batch_size: int = 1000, dtype=np.float32):
-    """Logits (N, K) on the model's device for uint8 images (N, H, W), in evaluation mode.
+    """Logits (N, K) on the model's device for uint8 images (N, H, W), in evaluation mode (a
+    Sequential's ``infer``: its batch norms folded into the layers after them, nn/fold.py).
     Images of another size than the model's ``input_shape`` are a ShapeError (check_images)."""
     check_images(model, x_uint8)
     xp = model.xp
@@ -48,9 +49,10 @@ def predict_logits(model, x_uint8, batch_size: int = 1000, dtype=np.float32):
     model.eval()
     out = []
     try:
+        layers = model.inference_layers() if hasattr(model, "inference_layers") else None  # batch norms folded
         for s in range(0, len(x_uint8), batch_size):
             xb = normalize(backend.to_device(x_uint8[s:s + batch_size], xp), xp, dtype)
-            out.append(model.forward(xb))
+            out.append(model.forward(xb) if layers is None else model.infer(xb, layers))
     finally:
         model.train(was_training)
         model.clear_cache()

@@ -8,6 +8,7 @@ import numpy as np
 from .. import backend, files, threads
 from .activation import RELU_FAMILY, Sigmoid, Tanh
 from .flat import flatten
+from .fold import fold_batchnorms
 from .fused import fuse_layers
 from .gpu_fused import gpu_fuse_layers
 from .module import Layer, Parameter, ShapeError
@@ -98,6 +99,54 @@ class Sequential(Layer):
         """x (N, ...) -> the last layer's output; the dtype must be the parameters' (no silent cast).
         With ``input_shape``, x must be (N, *input_shape): anything else is a ShapeError here,
         before any layer (or kernel) runs."""
+        self._check_input(x)
+        gpu = type(x) is not np.ndarray
+        self._ran = layers = self.plan(gpu=gpu)
+        return self._run(layers, x, gpu)
+
+    def inference_layers(self) -> list:
+        """The layers ``infer`` runs, in evaluation mode: each batch norm folded into the Conv2D
+        (unpadded) or Linear after it (nn/fold.py; exact with the running statistics), then fused
+        as ``plan`` fuses. Folded and fused layers are new objects over copies of the parameters
+        as they are now: build them again after the parameters change."""
+        if self.training:
+            raise RuntimeError("inference_layers: the model is in training mode; call model.eval() first "
+                               "(folding a batch norm uses its running statistics)")
+        layers = fold_batchnorms(self.layers)
+        own = {id(layer) for layer in self.layers}
+        if self.fusion:
+            layers = (fuse_layers if self.xp is np else gpu_fuse_layers)(layers)
+        for layer in layers:
+            if id(layer) not in own:
+                layer.train(False)
+        return layers
+
+    def infer(self, x, layers=None):
+        """x (N, ...) -> the output ``forward`` gives in evaluation mode (to float rounding),
+        through ``layers`` (``inference_layers()``; made here when None — pass them to reuse them
+        over many batches). Keeps nothing for a backward pass (a backward after it is an error).
+        The model must be in evaluation mode (``model.eval()``)."""
+        self._check_input(x)
+        if layers is None:
+            layers = self.inference_layers()
+        try:
+            return self._run(layers, x, type(x) is not np.ndarray)
+        finally:
+            self.clear_cache()
+            for layer in layers:
+                layer.clear_cache()
+
+    def _run(self, layers, x, gpu):
+        if gpu:
+            for layer in layers:
+                x = layer.forward(x)
+            return x
+        with threads.compute():
+            for layer in layers:
+                x = layer.forward(x)
+        return x
+
+    def _check_input(self, x):
         shape = getattr(x, "shape", None)
         if shape is None or getattr(x, "dtype", None) is None:
             raise TypeError(f"Sequential.forward takes an array (N, ...), got {type(x).__name__}")
@@ -112,16 +161,6 @@ class Sequential(Layer):
             raise TypeError(f"{first.name}: the input is {x.dtype} but the model's parameters are "
                             f"{ps[0].data.dtype}; cast the input (x.astype(...)) or the model "
                             f"(model.to(xp, dtype)) — fastcnn never casts silently")
-        if type(x) is not np.ndarray:
-            self._ran = layers = self.plan(gpu=True)
-            for layer in layers:
-                x = layer.forward(x)
-            return x
-        self._ran = layers = self.plan()
-        with threads.compute():
-            for layer in layers:
-                x = layer.forward(x)
-        return x
 
     def _input_mismatch(self, got: tuple) -> str:
         want = self.input_shape
@@ -137,7 +176,11 @@ class Sequential(Layer):
     def backward(self, dy):
         """dy (N, ...) of the output -> dx of the input (None when the first layer needs none);
         every layer fills its parameters' .grad on the way."""
-        layers = self._ran if self._ran is not None else self.layers
+        layers = self._ran
+        if layers is None:
+            raise RuntimeError("Sequential.backward needs a forward first: nothing is kept for it (no forward yet, "
+                               "or clear_cache / infer / inference.predict_logits ran since); call forward(x), then "
+                               "backward(dy)")
         if type(dy) is not np.ndarray:
             for layer in reversed(layers):
                 dy = layer.backward(dy)
