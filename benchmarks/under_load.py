@@ -1,7 +1,7 @@
 """Training throughput with one busy process beside it, and the inference/training ratio.
 
     python benchmarks/under_load.py load [--model lenet5] [--batch 128] [--rounds 5] [--steps 60] [--settle 0] [--out DIR]
-    python benchmarks/under_load.py inference [--model lenet5] [--batch 128] [--rounds 5] [--out DIR]
+    python benchmarks/under_load.py inference [--model fast99,lenet5] [--batch 128] [--rounds 5] [--out DIR]
 
 ``load``: the README's loop (forward, loss, backward, Adam) on MNIST batches, in one process,
 in alternating blocks of ``--steps`` steps: alone, then with a busy process beside it (a Python
@@ -15,7 +15,8 @@ the blocks time the steady state a change of load leads to (the timed choice not
 of its unloaded throughput.
 
 ``inference``: eval-mode forward over the 10,000 test images (``inference.evaluate``, no TTA)
-against the training throughput of the same preset in the same process, alternating blocks.
+against the training throughput of the same preset in the same process, alternating blocks; the
+evaluation runs as ``fastcnn evaluate`` does (``inference.predict_logits``: batch norms folded).
 
 Writes RESULTS/under_load.md|csv or RESULTS/inference.md|csv (medians and spread over the rounds).
 """
@@ -115,26 +116,29 @@ def inference(args) -> list:
     from fastcnn import threads
     from fastcnn.inference import evaluate
 
-    data, y, model, loss_fn, opt = _setup(args.model, args.batch)
-    train, infer = [], []
-    step = 0
-    for _ in range(args.rounds):
-        train.append(_train_block(model, loss_fn, opt, data, y, args.batch, args.steps, step))
-        step += args.steps
-        t0 = time.perf_counter()
-        with threads.compute():
-            evaluate(model, data.x_test, data.y_test)
-        infer.append(len(data.y_test) / (time.perf_counter() - t0))
-        model.train()
-    ratio = [b / a for a, b in zip(train, infer)]
-    return [{"model": args.model, "train": statistics.median(train), "inference": statistics.median(infer),
-             "ratio": statistics.median(ratio), "ratio_min": min(ratio), "ratio_max": max(ratio)}]
+    rows = []
+    for name in args.model.split(","):  # one model after the other, each alternating its two measures
+        data, y, model, loss_fn, opt = _setup(name, args.batch)
+        train, infer = [], []
+        step = 0
+        for _ in range(args.rounds):
+            train.append(_train_block(model, loss_fn, opt, data, y, args.batch, args.steps, step))
+            step += args.steps
+            t0 = time.perf_counter()
+            with threads.compute():
+                evaluate(model, data.x_test, data.y_test)
+            infer.append(len(data.y_test) / (time.perf_counter() - t0))
+            model.train()
+        ratio = [b / a for a, b in zip(train, infer)]
+        rows.append({"model": name, "train": statistics.median(train), "inference": statistics.median(infer),
+                     "ratio": statistics.median(ratio), "ratio_min": min(ratio), "ratio_max": max(ratio)})
+    return rows
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("what", choices=("load", "inference"))
-    ap.add_argument("--model", default="lenet5")
+    ap.add_argument("--model", default="lenet5", help="a preset; for inference, several separated by commas")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=60)
