@@ -159,7 +159,13 @@ def _columns(xpad, w4, kh, kw, oh, ow, nt, wide):
     if wide:
         return conv_c1.group(xpad, nt), conv_c1.offsets(kh, kw, xpad.shape[3], w4.shape[1])
     g = group(w4.shape[1], oh * ow, len(xpad), nt, xpad.itemsize)
-    return g, np.arange(w4.shape[1], dtype=np.int64) * (g * oh * ow)
+    return g, _row_offsets(w4.shape[1], g * oh * ow)
+
+
+@functools.lru_cache(maxsize=64)
+def _row_offsets(k4: int, row: int) -> np.ndarray:
+    """offs[k] = k·row: the rows of a (K4, row) unrolled buffer (made once per shape; read only)."""
+    return np.arange(k4, dtype=np.int64) * row
 
 
 def _forward(nt, xpad, w4, b4, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw, y, arg):
