@@ -117,7 +117,7 @@ def unroll_w4(xs, kh, kw, oh, cols, g):
                 k += 1
 
 
-@njit(**OPTS)
+@njit(inline="always", **OPTS)
 def unroll_w8(xs, kh, kw, oh, cols, g):
     """``unroll`` for stride 1 and rows of 8 (ow = 8): each row's eight values loaded, then stored.
     The plain loop's eight iterations ran in the scalar remainder of LLVM's vectorised loop;
