@@ -92,3 +92,15 @@ def test_predict_logits_folds_and_restores_the_mode():
     from fastcnn.data import normalize
     model.eval()
     np.testing.assert_allclose(logits, model.forward(normalize(x, np, np.float32)), rtol=1e-5, atol=1e-4)
+
+
+def test_an_unfused_model_and_a_norm_at_the_end():
+    """fusion=False folds all the same; a norm with nothing after it (or a Dropout between) stays."""
+    layers = [nn.Conv2D(2, 3, 3), nn.ReLU(), nn.BatchNorm2d(3), nn.Conv2D(3, 4, 3), nn.ReLU(), nn.Flatten(),
+              nn.Linear(100, 6), nn.BatchNorm1d(6), nn.Dropout(0.5), nn.Linear(6, 3), nn.BatchNorm1d(3)]
+    model = nn.Sequential(*layers, seed=0, input_shape=(2, 9, 9), fusion=False).to("numpy", np.float64)
+    x = np.random.default_rng(0).standard_normal((5, 2, 9, 9))
+    _trained_stats(model, x)
+    kept = [l for l in model.inference_layers() if isinstance(l, (nn.BatchNorm1d, nn.BatchNorm2d))]
+    assert kept == [layers[7], layers[10]]
+    np.testing.assert_allclose(model.infer(x), model.forward(x), rtol=1e-12, atol=1e-12)
