@@ -57,5 +57,4 @@ def offsets(kh: int, kw: int, wp: int, k4: int) -> np.ndarray:
 @functools.lru_cache(maxsize=64)
 def wide_index(oh: int, ow: int, wp: int) -> np.ndarray:
     """at (oh·ow,) int64: the output position i·ow + j (a pooling argmax) -> i·Wp + j in a wide plane."""
-    at = (np.arange(oh)[:, None] * wp + np.arange(ow)[None, :]).ravel().astype(np.int64)
-    return at
+    return (np.arange(oh)[:, None] * wp + np.arange(ow)[None, :]).ravel().astype(np.int64)

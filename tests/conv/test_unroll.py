@@ -80,3 +80,19 @@ def test_unequal_strides_with_rows_of_four_agree_with_naive(algo, stride, hw):
     dy = rng.standard_normal(y.shape)
     for got, ref in zip(CONV[algo].backward(dy, c, True), CONV["naive"].backward(dy, c_ref, True)):
         np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("c, hw, k", [(6, (12, 12), (5, 5)), (2, (10, 9), (3, 2))])
+def test_rows_of_eight_equal_the_definition(c, hw, k):
+    """unroll_s1 copies rows eight wide (unroll_w8: LeNet-5's second layer) as the definition says:
+    cols[(c, p, q), g, i·ow + j] = xs[c, i + p, j + q]; the other samples' columns untouched."""
+    from fastcnn.kernels.cpu.unroll import unroll_s1
+    kh, kw = k
+    oh, ow = hw[0] - kh + 1, hw[1] - kw + 1
+    assert ow == 8
+    xs = np.random.default_rng(3).standard_normal((c,) + hw).astype(np.float32)
+    out = np.full((c * kh * kw, 3, oh * ow), 7.0, np.float32)
+    unroll_s1(xs, kh, kw, oh, ow, out, 1)
+    ref = np.stack([xs[ci, p:p + oh, q:q + ow].ravel() for ci in range(c) for p in range(kh) for q in range(kw)])
+    np.testing.assert_array_equal(out[:, 1], ref)
+    assert (out[:, [0, 2]] == 7).all()
