@@ -88,10 +88,7 @@ class Sequential(Layer):
             self._plan = fuse(self.layers) if self.fusion else list(self.layers)
             if self._plan and self._plan[0] is not self.layers[0]:
                 self._plan[0].needs_input_grad = self.needs_input_grad
-            own = {id(layer) for layer in self.layers}
-            for layer in self._plan:  # the fused layers take the model's mode (no argmax kept in evaluation)
-                if id(layer) not in own:
-                    layer.train(self.training)
+            self._set_mode_of_new(self._plan, self.training)  # no argmax kept in evaluation
             self._plan_key = key
         return self._plan
 
@@ -113,13 +110,18 @@ class Sequential(Layer):
             raise RuntimeError("inference_layers: the model is in training mode; call model.eval() first "
                                "(folding a batch norm uses its running statistics)")
         layers = fold_batchnorms(self.layers)
-        own = {id(layer) for layer in self.layers}
         if self.fusion:
             layers = (fuse_layers if self.xp is np else gpu_fuse_layers)(layers)
+        self._set_mode_of_new(layers, False)
+        return layers
+
+    def _set_mode_of_new(self, layers, mode):
+        """Put the layers of ``layers`` that are not the model's own (fused or folded ones, made
+        by plan or inference_layers) in training mode ``mode``; the model's own keep theirs."""
+        own = {id(layer) for layer in self.layers}
         for layer in layers:
             if id(layer) not in own:
-                layer.train(False)
-        return layers
+                layer.train(mode)
 
     def infer(self, x, layers=None):
         """x (N, ...) -> the output ``forward`` gives in evaluation mode (to float rounding),
