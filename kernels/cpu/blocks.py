@@ -29,7 +29,7 @@ def z_rows4(w4, b4, src, base, offs, z, f, nl):
     (vectorised) loads four rows of cols and four of z and stores four, for 16 multiply-adds:
     0.75 loads or stores a multiply-add, where one row of z per sweep needed 1.5 and was bound by
     them. (One thread, batch 128: LeNet-5's second layer 0.95 → 0.56 ms, benchmarks/README.md.)"""
-    nk = w4.shape[1]
+    nk, nv = w4.shape[1], _vector_part(nl)
     z0, z1, z2, z3 = z[f], z[f + 1], z[f + 2], z[f + 3]
     b0, b1, b2, b3 = b4[f], b4[f + 1], b4[f + 2], b4[f + 3]
     for l in range(nl):
@@ -43,12 +43,34 @@ def z_rows4(w4, b4, src, base, offs, z, f, nl):
         a10, a11, a12, a13 = w4[f + 1, k], w4[f + 1, k + 1], w4[f + 1, k + 2], w4[f + 1, k + 3]
         a20, a21, a22, a23 = w4[f + 2, k], w4[f + 2, k + 1], w4[f + 2, k + 2], w4[f + 2, k + 3]
         a30, a31, a32, a33 = w4[f + 3, k], w4[f + 3, k + 1], w4[f + 3, k + 2], w4[f + 3, k + 3]
-        for l in range(nl):
+        for l in range(nv):
             x0, x1, x2, x3 = c0[l], c1[l], c2[l], c3[l]
             z0[l] += a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
             z1[l] += a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
             z2[l] += a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
             z3[l] += a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
+        for l in range(nv, nl):
+            _z_tail(w4, z, f, 4, k, c0[l], c1[l], c2[l], c3[l], l)
+
+
+@njit(inline="always", **OPTS)
+def _z_tail(w4, z, f, rows, k, x0, x1, x2, x3, l):
+    """z[f + r, l] += w4[f + r, k:k+4] · (x0, x1, x2, x3) for r < rows: a remainder column of
+    z_rows4 / z_rows2, its weights read again from w4 (see ``_vector_part``)."""
+    for r in range(rows):
+        z[f + r, l] += w4[f + r, k] * x0 + w4[f + r, k + 1] * x1 + w4[f + r, k + 2] * x2 + w4[f + r, k + 3] * x3
+
+
+@njit(inline="always", **OPTS)
+def _vector_part(nl):
+    """The columns 0 … nv − 1 (nv = nl rounded down to a multiple of 16) that a block's main loop
+    runs; the other nl − nv go to a remainder loop that reads its weights from the array again.
+    When one loop ran all nl columns, LLVM kept the 16 weights as scalars as well, for its scalar
+    remainder, and had no register left for five of their vector copies: five of the 16
+    multiply-adds of each step read their weight from the stack. Without the remainder in the
+    weights' lifetime all 16 stay in vector registers (one thread, 16 rows × 152 × 400 columns:
+    ≈ 1.25× the multiply-adds a second; benchmarks/README.md, session 10)."""
+    return (nl >> 4) << 4
 
 
 @njit(inline="always", **OPTS)
@@ -104,7 +126,7 @@ def dw_block(src, base, offs, dz, dw, f, k, nl):
 def dcols_rows4(w4, dz, dcols, k, nl):
     """dcols[k:k+4, :nl] = w4[:, k:k+4]ᵀ @ dz[:, :nl], summing four rows of dz per sweep (16
     weights in registers, as in z_rows4)."""
-    nf = w4.shape[0]
+    nf, nv = w4.shape[0], _vector_part(nl)
     o0, o1, o2, o3 = dcols[k], dcols[k + 1], dcols[k + 2], dcols[k + 3]
     for l in range(nl):
         o0[l] = 0
@@ -117,18 +139,22 @@ def dcols_rows4(w4, dz, dcols, k, nl):
         a10, a11, a12, a13 = w4[f, k + 1], w4[f + 1, k + 1], w4[f + 2, k + 1], w4[f + 3, k + 1]
         a20, a21, a22, a23 = w4[f, k + 2], w4[f + 1, k + 2], w4[f + 2, k + 2], w4[f + 3, k + 2]
         a30, a31, a32, a33 = w4[f, k + 3], w4[f + 1, k + 3], w4[f + 2, k + 3], w4[f + 3, k + 3]
-        for l in range(nl):
+        for l in range(nv):
             x0, x1, x2, x3 = d0[l], d1[l], d2[l], d3[l]
             o0[l] += a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
             o1[l] += a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
             o2[l] += a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
             o3[l] += a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
+        for l in range(nv, nl):  # weights read again, as in z_rows4 (_vector_part)
+            x0, x1, x2, x3 = d0[l], d1[l], d2[l], d3[l]
+            for r in range(4):
+                dcols[k + r, l] += w4[f, k + r] * x0 + w4[f + 1, k + r] * x1 + w4[f + 2, k + r] * x2 + w4[f + 3, k + r] * x3
 
 
 @njit(inline="always", **OPTS)
 def z_rows2(w4, b4, src, base, offs, z, f, nl):
     """``z_rows4`` for the last two rows of an F4 that is 2 mod 4."""
-    nk = w4.shape[1]
+    nk, nv = w4.shape[1], _vector_part(nl)
     z0, z1 = z[f], z[f + 1]
     b0, b1 = b4[f], b4[f + 1]
     for l in range(nl):
@@ -138,10 +164,12 @@ def z_rows2(w4, b4, src, base, offs, z, f, nl):
         c0, c1, c2, c3 = src[base + offs[k]:], src[base + offs[k + 1]:], src[base + offs[k + 2]:], src[base + offs[k + 3]:]
         a00, a01, a02, a03 = w4[f, k], w4[f, k + 1], w4[f, k + 2], w4[f, k + 3]
         a10, a11, a12, a13 = w4[f + 1, k], w4[f + 1, k + 1], w4[f + 1, k + 2], w4[f + 1, k + 3]
-        for l in range(nl):
+        for l in range(nv):
             x0, x1, x2, x3 = c0[l], c1[l], c2[l], c3[l]
             z0[l] += a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
             z1[l] += a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
+        for l in range(nv, nl):
+            _z_tail(w4, z, f, 2, k, c0[l], c1[l], c2[l], c3[l], l)
 
 
 @njit(inline="always", **OPTS)
