@@ -21,7 +21,8 @@ launch.Shares (compiled once, not twice as a prange body would be; a thread that
 the next share); weight gradients are summed per share, then across shares in share order. The
 caller passes nt = launch.shares(N).
 No BLAS call, so Numba's threads never wait on (or fight with) OpenBLAS's.
-The three products run in register blocks of four rows by four (blocks.py: ``z_rows4``,
+The three products run in register blocks of four rows by four (blocks.py: ``z_rows4`` (six by four
+for the last rows of an F4 that is 2 mod 4: ``z_rows6``),
 ``dw_block``, ``dcols_rows4``; the unrolled buffer, or conv_c1's flat input, is their row source)
 on weights padded with zeros to whole blocks (``_padded``): no remainder loops. The shares are
 made per kind of layer (``_kind``: stride 1, rows of four, or any; a 2×2 pool or any) by
@@ -40,7 +41,7 @@ import numpy as np
 from numba import njit
 
 from . import checks, conv_c1
-from .blocks import grads, share_group, share_groups, z_rows2, z_rows4
+from .blocks import grads, share_group, share_groups, z_rows4, z_rows6
 from .launch import Shares
 from .pool import relu_maxpool_2x2, relu_maxpool_plane
 from .unroll import fold_rows, fold_s1, fold_w4, unroll_rows, unroll_s1, unroll_w4
@@ -127,10 +128,11 @@ def _make_forward_share(kind, pool2):
                     else:
                         unroll_rows(xpad[s0 + j], kh, kw, sh, sw, oh, ow, cols, j)
                 src, base, run = cols.reshape(-1), 0, m * nl
-            for f in range(0, nf4 - nf4 % 4, 4):
+            last4 = nf4 - 6 if nf4 % 4 == 2 else nf4  # F4 2 mod 4 (then ≥ 6, _padded): six rows last
+            for f in range(0, last4, 4):
                 z_rows4(w4_, b4, src, base, offs, z, f, run)
-            if nf4 % 4 == 2:
-                z_rows2(w4_, b4, src, base, offs, z, nf4 - 2, run)
+            if last4 != nf4:
+                z_rows6(w4_, b4, src, base, offs, z, last4, run)
             for j in range(m):
                 for f in range(nf):
                     zp = z[f, j * plane:(j + 1) * plane]
@@ -180,13 +182,14 @@ def _forward(nt, xpad, w4, b4, kh, kw, sh, sw, oh, ow, pool, pkh, pkw, psh, psw,
 
 def _padded(w2, b=None, rows=2):
     """w2 (F, K) -> w4 (F4, K4) and b (F,) -> b4 (F4,), padded with zeros: K4 the multiple of four
-    at or above K, F4 the multiple of ``rows`` at or above F. The kernels then run whole blocks of
-    four rows of k and of f, and no remainder loops, whose code had cost a cold first run ≈ 3 s of
-    compilation. The forward (rows=2) ends an F4 that is 2 mod 4, like LeNet-5's 6, with a block
-    of two rows (padding 6 to 8 had cost that layer's forward 16 %); the backward pads to four
-    (rows=4): a block of two there cost more compilation (≈ 1.2 s) than its time saved."""
+    at or above K, F4 the multiple of ``rows`` at or above F, and at least 4. The kernels then run
+    whole blocks of four rows of k and of f, and no remainder loops, whose code had cost a cold
+    first run ≈ 3 s of compilation. The forward (rows=2) ends an F4 that is 2 mod 4, like LeNet-5's
+    6, with a block of six rows (blocks.z_rows6; padding 6 to 8 had cost that layer's forward 16 %);
+    the backward pads to four (rows=4): a block of two there cost more compilation (≈ 1.2 s) than
+    its time saved."""
     f, k = w2.shape
-    f4, k4 = -(-f // rows) * rows, -(-k // 4) * 4
+    f4, k4 = max(-(-f // rows) * rows, 4), -(-k // 4) * 4  # at least 4 rows: blocks of 4 or 6
     w4 = np.zeros((f4, k4), dtype=w2.dtype)
     w4[:f, :k] = w2
     if b is None:
