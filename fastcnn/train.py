@@ -413,6 +413,8 @@ class Trainer:
         restored; no parameter changes."""
         t0 = time.perf_counter()
         from .kernels.cpu import on_first_compile
+        from .kernels.cpu.precompile import helper_when_compiling
+        from .nn.fused import backward_specs
 
         def notice(name):
             if self.config.progress:
@@ -421,8 +423,12 @@ class Trainer:
 
         self.batches.set_epoch(self.state["epoch"])
         xb, yb = next(iter(self.batches.iter_from(0)))
-        with buffers_restored(self.model), on_first_compile(notice):
+        # a cold cache: the backward shares compile in a second process while this one compiles the
+        # forward (kernels/cpu/precompile.py)
+        specs = backward_specs(self.model.plan(), xb.shape[1:]) if self.xp is np and hasattr(self.model, "plan") else []
+        with buffers_restored(self.model), on_first_compile(notice), helper_when_compiling(specs) as helper:
             self.loss_fn.forward(self.model.forward(xb), yb)
+            helper.wait()
             self.model.backward(self.loss_fn.backward())
         self.optimizer.compile_kernels()  # the GPU's update kernels compile here, not in a timed step
         if self.ema is not None:

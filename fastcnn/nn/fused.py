@@ -200,3 +200,23 @@ def fuse(model):
     """A Sequential over the same parameters in which Conv2D→ReLU(→MaxPool2D) runs fused
     (``model.fused()``; a Sequential does this by itself on the CPU backend)."""
     return model.fused()
+
+
+def backward_specs(layers: list, in_shape: tuple) -> list:
+    """The direct backward shares that ``layers`` (a plan, fused by ``fuse_layers``) will run for a
+    per-sample input of ``in_shape``, as kernels.cpu.precompile specs: one per kind of layer (its
+    stride and output width, conv._kind), dtype and what its backward reads (a pool's argmax or
+    the ReLU's output). Layers it cannot place (a shape it cannot follow) end the list."""
+    from ..kernels.cpu import precompile
+
+    specs, shape = [], tuple(in_shape)
+    for layer in layers:
+        if isinstance(layer, _FusedConv) and layer.pinned != "gemm" and len(shape) == 3:
+            (sh, sw), ow = layer.conv.stride, layer.conv.output_shape(shape)[2]
+            aux = "maxpool" if isinstance(layer, ConvReLUMaxPool) else "relu"
+            specs.append(precompile.spec(conv_kernels._kind(sh, sw, ow), layer.weight.data.dtype, aux))
+        try:
+            shape = tuple(layer.output_shape(shape))
+        except (ShapeError, ValueError, TypeError):
+            break
+    return sorted(set(specs))
