@@ -43,7 +43,7 @@ from numba import njit
 from . import checks, conv_c1
 from .blocks import grads, share_group, share_groups, z_rows4, z_rows6
 from .launch import Shares
-from .pool import relu_maxpool_2x2, relu_maxpool_plane
+from .pool import relu_maxpool_2x2_inline, relu_maxpool_plane
 from .unroll import fold_rows, fold_s1, fold_w4, unroll_rows, unroll_s1, unroll_w4
 
 # fastmath lets the compiler reorder the sums of the weight gradients into SIMD lanes; the
@@ -138,7 +138,7 @@ def _make_forward_share(kind, pool2):
                     zp = z[f, j * plane:(j + 1) * plane]
                     if pool:
                         if pool2:
-                            relu_maxpool_2x2(zp, xpad.shape[3] if wide else ow, ow, zero, y[s0 + j, f], arg[s0 + j, f])
+                            relu_maxpool_2x2_inline(zp, xpad.shape[3] if wide else ow, ow, zero, y[s0 + j, f], arg[s0 + j, f])
                         else:
                             relu_maxpool_plane(zp, ow, zero, pkh, pkw, psh, psw, y[s0 + j, f], arg[s0 + j, f])
                     else:  # an element loop: a slice assignment compiles a shape check's message (≈ 2 s)

@@ -49,8 +49,7 @@ def relu_maxpool_plane(plane, ow, bias, pkh, pkw, psh, psw, y2, a2):
                 a2[u, v] = a if m > 0 else -1
 
 
-@njit(**OPTS)
-def relu_maxpool_2x2(plane, wd, ow, bias, y2, a2):
+def _relu_maxpool_2x2(plane, wd, ow, bias, y2, a2):
     """``relu_maxpool_plane`` for the 2×2 stride-2 window, its rows ``wd`` apart in plane (wd = ow,
     or a wider row: conv_c1.py's planes), a2 the index i·ow + j all the same: a branch-free chain of selects in
     row-major order, vectorised along v (a data-dependent branch per element mispredicts about
@@ -90,6 +89,13 @@ def relu_maxpool_2x2(plane, wd, ow, bias, y2, a2):
             pos = m > 0
             yr[v] = m if pos else 0
             ar[v] = a if pos else -1
+
+
+relu_maxpool_2x2 = njit(**OPTS)(_relu_maxpool_2x2)
+#: the same, inlined into the convolution's forward shares: a call per plane (16 planes of 4×4
+#: a sample in LeNet-5's second layer) had cost that layer's forward ≈ 8 % (kernels_ab, session 10);
+#: the cold compile did not change (the body moves into the share)
+relu_maxpool_2x2_inline = njit(inline="always", **OPTS)(_relu_maxpool_2x2)
 
 
 @njit(**OPTS)
